@@ -1,0 +1,26 @@
+# The AdamW 1x schedule of the Swin / VMamba Mask R-CNN baselines: 12 epochs for a total
+# batch of 16 (8 GPUs x 2 images), 1000-iteration linear warm-up from 0.001 x lr, lr / 10
+# after epochs 8 and 11, no weight decay on the backbone's normalisation layers.
+max_epochs = 12
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(
+        type='MultiStepLR',
+        begin=0,
+        end=max_epochs,
+        by_epoch=True,
+        milestones=[8, 11],
+        gamma=0.1),
+]
+
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
+    paramwise_cfg=dict(custom_keys={'norm': dict(decay_mult=0.)}))
+
+# `tools/train.py --auto-scale-lr` rescales lr for other total batch sizes.
+auto_scale_lr = dict(enable=False, base_batch_size=16)

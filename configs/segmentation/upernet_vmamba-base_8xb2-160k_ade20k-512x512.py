@@ -1,0 +1,8 @@
+_base_ = [
+    '../_base_/models/upernet_vmamba-base.py',
+    '../_base_/datasets/ade20k.py',
+    '../_base_/schedules/upernet_adamw_160k.py',
+    'mmseg::_base_/default_runtime.py',
+]
+crop_size = (512, 512)
+model = dict(data_preprocessor=dict(size=crop_size))
