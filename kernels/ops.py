@@ -1,0 +1,228 @@
+"""The public SS2D ops: validation, backend choice, and one autograd seam per op.
+
+Each op (and each backward) is a ``torch.library.custom_op`` with a fake
+implementation, so ``torch.compile`` traces through it without graph breaks
+and autograd sees exactly one node per op whatever backend runs inside. The
+backend is resolved in the Python wrapper and passed to the op as a string.
+"""
+import importlib.util
+from types import SimpleNamespace
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from . import checks, reference, unfused_ss2d
+from .dispatch import resolve_backend
+
+_NAMESPACE = 'vmamba_kernels'
+
+
+def _triton_prims():
+    from . import triton_cross_scan, triton_selective_scan
+    return SimpleNamespace(cross_scan=triton_cross_scan.cross_scan, cross_merge=triton_cross_scan.cross_merge,
+                           selective_scan=triton_selective_scan.selective_scan,
+                           selective_scan_backward=triton_selective_scan.selective_scan_backward)
+
+
+def _prims(backend):
+    return reference if backend == 'torch' else _triton_prims()
+
+
+def _fused_ss2d():
+    """The fused triton ss2d module, or None while it does not exist."""
+    if importlib.util.find_spec(f'{__package__}.triton_ss2d') is None:
+        return None
+    from . import triton_ss2d
+    return triton_ss2d
+
+
+def _image_size(x, channels_last):
+    return (x.shape[1], x.shape[2]) if channels_last else (x.shape[2], x.shape[3])
+
+
+# ---------------------------------------------------------------- cross_scan / cross_merge
+@torch.library.custom_op(f'{_NAMESPACE}::cross_scan', mutates_args=())
+def _cross_scan(x: Tensor, channels_last: bool, backend: str) -> Tensor:
+    return _prims(backend).cross_scan(x, channels_last)
+
+
+@_cross_scan.register_fake
+def _(x, channels_last, backend):
+    height, width = _image_size(x, channels_last)
+    channels = x.shape[3] if channels_last else x.shape[1]
+    return x.new_empty(x.shape[0], 4, channels, height * width)
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::cross_merge', mutates_args=())
+def _cross_merge(y: Tensor, height: int, width: int, channels_last: bool, backend: str) -> Tensor:
+    return _prims(backend).cross_merge(y, height, width, channels_last)
+
+
+@_cross_merge.register_fake
+def _(y, height, width, channels_last, backend):
+    batch, _, channels, _ = y.shape
+    shape = (batch, height, width, channels) if channels_last else (batch, channels, height, width)
+    return y.new_empty(shape)
+
+
+def _cross_scan_setup(ctx, inputs, output):
+    x, ctx.channels_last, ctx.backend = inputs
+    ctx.height, ctx.width = _image_size(x, ctx.channels_last)
+
+
+def _cross_scan_backward(ctx, grad):
+    return _cross_merge(grad, ctx.height, ctx.width, ctx.channels_last, ctx.backend), None, None
+
+
+def _cross_merge_setup(ctx, inputs, output):
+    _, _, _, ctx.channels_last, ctx.backend = inputs
+
+
+def _cross_merge_backward(ctx, grad):
+    return _cross_scan(grad, ctx.channels_last, ctx.backend), None, None, None, None
+
+
+_cross_scan.register_autograd(_cross_scan_backward, setup_context=_cross_scan_setup)
+_cross_merge.register_autograd(_cross_merge_backward, setup_context=_cross_merge_setup)
+
+
+# ---------------------------------------------------------------- selective_scan
+@torch.library.custom_op(f'{_NAMESPACE}::selective_scan', mutates_args=())
+def _selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor],
+                    delta_bias: Optional[Tensor], delta_softplus: bool, out_fp32: bool, backend: str) -> Tensor:
+    return _prims(backend).selective_scan(u, delta, A, B, C, D, delta_bias, delta_softplus, out_fp32)
+
+
+@_selective_scan.register_fake
+def _(u, delta, A, B, C, D, delta_bias, delta_softplus, out_fp32, backend):
+    return u.new_empty(u.shape, dtype=reference.output_dtype(u.dtype, out_fp32))
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::selective_scan_backward', mutates_args=())
+def _selective_scan_backward(grad: Tensor, u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor,
+                             D: Optional[Tensor], delta_bias: Optional[Tensor], delta_softplus: bool,
+                             backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return tuple(_prims(backend).selective_scan_backward(grad, u, delta, A, B, C, D, delta_bias, delta_softplus))
+
+
+@_selective_scan_backward.register_fake
+def _(grad, u, delta, A, B, C, D, delta_bias, delta_softplus, backend):
+    vector = A.new_empty(A.shape[0])
+    return (torch.empty_like(u), torch.empty_like(delta), torch.empty_like(A), torch.empty_like(B),
+            torch.empty_like(C), vector if D is None else torch.empty_like(D),
+            vector.clone() if delta_bias is None else torch.empty_like(delta_bias))
+
+
+def _selective_scan_setup(ctx, inputs, output):
+    u, delta, A, B, C, D, delta_bias, ctx.delta_softplus, _, ctx.backend = inputs
+    ctx.has_D, ctx.has_delta_bias = D is not None, delta_bias is not None
+    ctx.save_for_backward(u, delta, A, B, C, D, delta_bias)
+
+
+def _selective_scan_autograd(ctx, grad):
+    du, ddelta, dA, dB, dC, dD, ddelta_bias = _selective_scan_backward(
+        grad, *ctx.saved_tensors, ctx.delta_softplus, ctx.backend)
+    return (du, ddelta, dA, dB, dC, dD if ctx.has_D else None, ddelta_bias if ctx.has_delta_bias else None,
+            None, None, None)
+
+
+_selective_scan.register_autograd(_selective_scan_autograd, setup_context=_selective_scan_setup)
+
+
+# ---------------------------------------------------------------- ss2d
+def _ss2d_forward(backend, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
+    fused = _fused_ss2d() if backend == 'triton' else None
+    if fused is not None:
+        y, _ = fused.ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
+        return y
+    return unfused_ss2d.ss2d_forward(_prims(backend), x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
+                                     channels_last, out_fp32)
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::ss2d', mutates_args=())
+def _ss2d(x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias: Tensor, A: Tensor, D: Tensor,
+          channels_last: bool, out_fp32: bool, backend: str) -> Tensor:
+    return _ss2d_forward(backend, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
+
+
+@_ss2d.register_fake
+def _(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32, backend):
+    return x.new_empty(x.shape, dtype=reference.output_dtype(x.dtype, out_fp32))
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::ss2d_backward', mutates_args=())
+def _ss2d_backward(grad: Tensor, x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias: Tensor,
+                   A: Tensor, D: Tensor, channels_last: bool,
+                   backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    weights = (x_proj_weight, dt_proj_weight, dt_proj_bias, A, D)
+    fused = _fused_ss2d() if backend == 'triton' else None
+    if fused is not None:
+        # The op returns only y (its fake cannot know the kernel's saved tensors),
+        # so the fused backward re-runs the forward for them.
+        _, saved = fused.ss2d_fwd(x, *weights, channels_last, True)
+        return tuple(fused.ss2d_bwd(grad, x, *weights, channels_last, saved))
+    return tuple(unfused_ss2d.ss2d_backward(_prims(backend), grad, x, *weights, channels_last))
+
+
+@_ss2d_backward.register_fake
+def _(grad, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, backend):
+    return tuple(torch.empty_like(t) for t in (x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D))
+
+
+def _ss2d_setup(ctx, inputs, output):
+    *tensors, ctx.channels_last, _, ctx.backend = inputs
+    ctx.save_for_backward(*tensors)
+
+
+def _ss2d_autograd(ctx, grad):
+    return (*_ss2d_backward(grad, *ctx.saved_tensors, ctx.channels_last, ctx.backend), None, None, None)
+
+
+_ss2d.register_autograd(_ss2d_autograd, setup_context=_ss2d_setup)
+
+
+# ---------------------------------------------------------------- public API
+def cross_scan(x: Tensor, channels_last: bool = False, backend: Optional[str] = None) -> Tensor:
+    """(B, D, H, W), or (B, H, W, D) when ``channels_last`` -> (B, 4, D, H * W).
+
+    Direction 0 is row-major (l = h * W + w), 1 column-major (l = w * H + h),
+    2 and 3 are 0 and 1 reversed.
+    """
+    checks.check_cross_scan(x, channels_last)
+    return _cross_scan(x, channels_last, resolve_backend(backend, x.device))
+
+
+def cross_merge(y: Tensor, height: int, width: int, channels_last: bool = False,
+                backend: Optional[str] = None) -> Tensor:
+    """(B, 4, D, height * width) -> (B, D, H, W) (or (B, H, W, D)): the adjoint of :func:`cross_scan`."""
+    checks.check_cross_merge(y, height, width)
+    return _cross_merge(y, height, width, channels_last, resolve_backend(backend, y.device))
+
+
+def selective_scan(u: Tensor, delta: Tensor, A: Tensor, B: Tensor, C: Tensor, D: Optional[Tensor] = None,
+                   delta_bias: Optional[Tensor] = None, delta_softplus: bool = True, out_fp32: bool = True,
+                   backend: Optional[str] = None) -> Tensor:
+    """Selective scan over (batch, K * D, L) with B, C (batch, K, N, L) shared per group of D channels.
+
+    h_t = exp(delta_t A) h_{t-1} + delta_t B_t u_t, y_t = C_t . h_t + D u_t, where
+    delta = softplus(delta + delta_bias) when ``delta_softplus``. The state is
+    fp32 (fp64 for fp64 inputs); the output is that dtype when ``out_fp32``,
+    else u.dtype.
+    """
+    checks.check_selective_scan(u, delta, A, B, C, D, delta_bias)
+    return _selective_scan(u, delta, A, B, C, D, delta_bias, delta_softplus, out_fp32,
+                           resolve_backend(backend, u.device))
+
+
+def ss2d(x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias: Tensor, A: Tensor, D: Tensor,
+         channels_last: bool = False, out_fp32: bool = True, backend: Optional[str] = None) -> Tensor:
+    """The SS2D core: cross_scan, per-direction projections, selective_scan, cross_merge.
+
+    x (B, D, H, W) (or (B, H, W, D)), x_proj_weight (4, R + 2N, D), dt_proj_weight
+    (4, D, R), dt_proj_bias (4, D), A (4 * D, N), D (4 * D,). Returns x's shape,
+    fp32 when ``out_fp32`` else x.dtype.
+    """
+    checks.check_ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last)
+    return _ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32,
+                 resolve_backend(backend, x.device))
