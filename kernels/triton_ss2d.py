@@ -1,0 +1,338 @@
+"""Fused SS2D core in Triton: cross-scan, projections, selective scan and cross-merge in one op.
+
+Math (per image, direction k in 0..3, channel d, sequence step l)::
+
+    x_dbl_k[p] = W_x[k] @ x[:, p]                      (R + 2N values per position p)
+    dt, B, C   = split(x_dbl_k, [R, N, N])
+    Δ          = softplus(W_dt[k] @ dt + bias[k])      (per channel)
+    h_l        = exp(Δ_l A) h_{l-1} + Δ_l B_l u_l      (u = x at the l-th position of direction k)
+    y[p]      += C_l · h_l + D u_l                     (summed over the four directions)
+
+Directions walk the H×W map row-major (0), column-major (1) and both reversed (2, 3).
+
+Design (see ``docs/kernels_notes.md`` for the measured numbers):
+
+* The projections commute with the scan (the scan is a permutation, the projections act per position), so
+  ``x_dbl`` is one small GEMM on the unscanned map: the four scanned copies of ``x`` never exist.
+* ``Δ`` is expanded inside the scan kernel from the R-dimensional ``dt`` (R FMAs per channel); the
+  full-width Δ never reaches memory.
+* One program owns (image, direction, block of channels) and walks its direction in chunks of positions.
+  Each direction is index arithmetic over the same ``x`` buffer. Inside a chunk the recurrence is an
+  associative scan of affine maps; the state (fp32) is carried from chunk to chunk.
+* The four directions are merged by fp32 atomic adds into the output, so no per-direction copy exists.
+* Backward recomputes the forward from the chunk-start states saved by the forward, runs the adjoint
+  recurrence backwards, and accumulates dx over the four directions by atomics; the gradients of the
+  projections come from small GEMMs over the per-position gradients of ``x_dbl``.
+"""
+import torch
+import triton
+import triton.language as tl
+
+# Largest block of channels per program; tests lower it to exercise several blocks on tiny shapes.
+MAX_BLOCK_D = 32
+
+
+def chunk_size(seq_len):
+    """Positions per chunk of the scan; forward and backward must agree on it."""
+    return 16 if seq_len <= 128 else 64
+
+
+@triton.jit
+def _affine_combine(a_left, b_left, a_right, b_right):
+    # Composition of h -> a h + b maps, left (earlier) first.
+    return a_left * a_right, a_right * b_left + b_right
+
+
+@triton.jit
+def _adjoint_combine(mult_left, add_left, decay_left, mult_right, add_right, decay_right):
+    # Reverse recursion q_l = b_l + a_{l+1} q_{l+1}, scanned from the end: each element holds the map from
+    # the carry r_in = a_{next} q_{next} to q, plus its own a. "left" is the later position (scan order).
+    joint = mult_right * decay_left
+    return joint * mult_left, add_right + joint * add_left, decay_right
+
+
+@triton.jit
+def _softplus_and_sigmoid(z):
+    # softplus is the identity above 20, as in torch. log(1 + exp(z)) loses relative precision for small
+    # exp(z); below z = -5 its two-term series is exact to ~1e-5 relative. The forward drops the unused
+    # sigmoid at compile time.
+    e = tl.exp(tl.minimum(z, 20.0))
+    soft = tl.where(z > 20.0, z, tl.where(z < -5.0, e * (1.0 - 0.5 * e), tl.log(1.0 + e)))
+    sig = tl.where(z > 20.0, 1.0, e / (1.0 + e))
+    return soft, sig
+
+
+@triton.jit
+def _positions(chunk, direction, height, width, seq_len, BLOCK_T: tl.constexpr):
+    """Row-major positions visited by steps chunk*BLOCK_T + [0, BLOCK_T) of a direction."""
+    step = chunk * BLOCK_T + tl.arange(0, BLOCK_T)
+    valid = step < seq_len
+    step = tl.where(valid, step, 0)
+    along = tl.where(direction >= 2, seq_len - 1 - step, step)
+    pos = tl.where(direction % 2 == 1, (along % height) * width + along // height, along)
+    return pos, valid
+
+
+@triton.jit
+def _delta_pre_activation(xdbl_row, s_dc, wdt_ptr, bias, chan, chan_mask, valid,
+                          R: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
+    z = tl.zeros((BLOCK_T, BLOCK_D), tl.float32) + bias[None, :]
+    for r in tl.static_range(R):
+        dt_r = tl.load(xdbl_row + r * s_dc, mask=valid, other=0.0)
+        w_r = tl.load(wdt_ptr + chan * R + r, mask=chan_mask, other=0.0)
+        z += dt_r[:, None] * w_r[None, :]
+    return z
+
+
+@triton.jit
+def _ss2d_fwd_kernel(
+    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr,
+    height, width, seq_len, dim, n_chunks,
+    s_xb, s_xl, s_xd, s_db, s_dl, s_dk, s_dc, s_ob, s_ol, s_od,
+    R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    batch = tl.program_id(1).to(tl.int64)
+    direction = pid % 4
+    chan = (pid // 4) * BLOCK_D + tl.arange(0, BLOCK_D)
+    chan_mask = chan < dim
+    kchan = direction * dim + chan  # row of the (4*D, ...) parameters
+    wdt_k = wdt_ptr + direction * dim * R
+    bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
+    dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
+    n_idx = tl.arange(0, BLOCK_N)
+    state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
+    state = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
+
+    for chunk in range(n_chunks):
+        tl.store(state_base + chunk * N * dim, state, mask=state_mask)
+        pos, valid = _positions(chunk, direction, height, width, seq_len, BLOCK_T)
+        mask = valid[:, None] & chan_mask[None, :]
+        u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
+                    other=0.0).to(tl.float32)
+        xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
+        z = _delta_pre_activation(xdbl_row, s_dc, wdt_k, bias, chan, chan_mask, valid, R, BLOCK_T, BLOCK_D)
+        delta, _ = _softplus_and_sigmoid(z)
+        delta_u = delta * u
+        y = dskip[None, :] * u
+        for n in tl.static_range(N):
+            b_n = tl.load(xdbl_row + (R + n) * s_dc, mask=valid, other=0.0)
+            c_n = tl.load(xdbl_row + (R + N + n) * s_dc, mask=valid, other=0.0)
+            a_n = tl.load(a_ptr + kchan * N + n, mask=chan_mask, other=0.0)
+            # Steps past the end are the identity map, so the last row carries the true end state.
+            decay = tl.where(mask, tl.exp(delta * a_n[None, :]), 1.0)
+            decay_cum, h_local = tl.associative_scan((decay, delta_u * b_n[:, None]), 0, _affine_combine)
+            h0 = tl.sum(tl.where(n_idx[:, None] == n, state, 0.0), 0)
+            h = decay_cum * h0[None, :] + h_local
+            y += h * c_n[:, None]
+            h_end = tl.sum(tl.where(tl.arange(0, BLOCK_T)[:, None] == BLOCK_T - 1, h, 0.0), 0)
+            state = tl.where(n_idx[:, None] == n, h_end[None, :], state)
+        tl.atomic_add(out_ptr + batch * s_ob + pos[:, None] * s_ol + chan[None, :] * s_od, y, mask=mask)
+
+
+@triton.jit
+def _ss2d_bwd_kernel(
+    x_ptr, dy_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
+    dx_ptr, dxdbl_ptr, dwdt_ptr, dbias_ptr, da_ptr, ddskip_ptr,
+    height, width, seq_len, dim, n_chunks,
+    s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
+    R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    batch = tl.program_id(1).to(tl.int64)
+    direction = pid % 4
+    chan = (pid // 4) * BLOCK_D + tl.arange(0, BLOCK_D)
+    chan_mask = chan < dim
+    kchan = direction * dim + chan
+    wdt_k = wdt_ptr + direction * dim * R
+    bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
+    dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
+    n_idx = tl.arange(0, BLOCK_N)
+    r_idx = tl.arange(0, BLOCK_R)
+    rows = tl.arange(0, BLOCK_T)
+    state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
+    state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
+
+    carry = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)  # a_{next} q_{next} flowing in from the later chunk
+    grad_a = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    grad_wdt = tl.zeros((BLOCK_R, BLOCK_D), tl.float32)
+    grad_bias = tl.zeros((BLOCK_D, ), tl.float32)
+    grad_dskip = tl.zeros((BLOCK_D, ), tl.float32)
+
+    for step in range(n_chunks):
+        chunk = n_chunks - 1 - step
+        pos, valid = _positions(chunk, direction, height, width, seq_len, BLOCK_T)
+        mask = valid[:, None] & chan_mask[None, :]
+        u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
+                    other=0.0).to(tl.float32)
+        dy = tl.load(dy_ptr + batch * s_yb + pos[:, None] * s_yl + chan[None, :] * s_yd, mask=mask,
+                     other=0.0).to(tl.float32)
+        xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
+        dxdbl_row = dxdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
+        z = _delta_pre_activation(xdbl_row, s_dc, wdt_k, bias, chan, chan_mask, valid, R, BLOCK_T, BLOCK_D)
+        delta, sig = _softplus_and_sigmoid(z)
+        delta_u = delta * u
+        start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
+        grad_u = dy * dskip[None, :]
+        grad_dskip += tl.sum(dy * u, 0)
+        grad_delta = tl.zeros((BLOCK_T, BLOCK_D), tl.float32)
+        for n in tl.static_range(N):
+            b_n = tl.load(xdbl_row + (R + n) * s_dc, mask=valid, other=0.0)
+            c_n = tl.load(xdbl_row + (R + N + n) * s_dc, mask=valid, other=0.0)
+            a_n = tl.load(a_ptr + kchan * N + n, mask=chan_mask, other=0.0)
+            decay = tl.where(mask, tl.exp(delta * a_n[None, :]), 1.0)
+            inject = delta_u * b_n[:, None]
+            decay_cum, h_local = tl.associative_scan((decay, inject), 0, _affine_combine)
+            h0 = tl.sum(tl.where(n_idx[:, None] == n, start, 0.0), 0)
+            h = decay_cum * h0[None, :] + h_local
+            # q_l = dL/dh_l = dy_l C_l + a_{l+1} q_{l+1}
+            mult, add, _ = tl.associative_scan((tl.full((BLOCK_T, BLOCK_D), 1.0, tl.float32), dy * c_n[:, None],
+                                                decay), 0, _adjoint_combine, reverse=True)
+            r_in = tl.sum(tl.where(n_idx[:, None] == n, carry, 0.0), 0)
+            q = add + mult * r_in[None, :]
+            first = tl.sum(tl.where(rows[:, None] == 0, decay * q, 0.0), 0)
+            carry = tl.where(n_idx[:, None] == n, first[None, :], carry)
+            # decay_l h_{l-1} = h_l - inject_l: no division by a decay that may underflow.
+            q_prev = q * (h - inject)
+            grad_delta += a_n[None, :] * q_prev + q * (u * b_n[:, None])
+            grad_a = tl.where(n_idx[:, None] == n, grad_a + tl.sum(q_prev * delta, 0)[None, :], grad_a)
+            q_delta = q * delta
+            grad_u += q_delta * b_n[:, None]
+            tl.atomic_add(dxdbl_row + (R + n) * s_dc, tl.sum(q_delta * u, 1), mask=valid)
+            tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid)
+        grad_z = tl.where(mask, grad_delta * sig, 0.0)
+        grad_bias += tl.sum(grad_z, 0)
+        for r in tl.static_range(R):
+            dt_r = tl.load(xdbl_row + r * s_dc, mask=valid, other=0.0)
+            w_r = tl.load(wdt_k + chan * R + r, mask=chan_mask, other=0.0)
+            tl.atomic_add(dxdbl_row + r * s_dc, tl.sum(grad_z * w_r[None, :], 1), mask=valid)
+            grad_wdt = tl.where(r_idx[:, None] == r, grad_wdt + tl.sum(grad_z * dt_r[:, None], 0)[None, :], grad_wdt)
+        tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask)
+
+    tl.atomic_add(da_ptr + kchan[None, :] * N + n_idx[:, None], grad_a, mask=state_mask)
+    tl.atomic_add(dwdt_ptr + kchan[None, :] * R + r_idx[:, None], grad_wdt,
+                  mask=(r_idx[:, None] < R) & chan_mask[None, :])
+    tl.atomic_add(dbias_ptr + kchan, grad_bias, mask=chan_mask)
+    tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask)
+
+
+def _flat(t, channels_last):
+    """(tensor contiguous in its layout, strides of (batch, row-major position, channel))."""
+    t = t.contiguous()
+    if channels_last:  # (B, H, W, D)
+        return t, (t.stride(0), t.stride(2), t.stride(3))
+    return t, (t.stride(0), t.stride(3), t.stride(1))  # (B, D, H, W)
+
+
+def _geometry(x, channels_last):
+    if x.dim() != 4:
+        raise ValueError(f'ss2d expects a 4-D feature map, got shape {tuple(x.shape)}')
+    if channels_last:
+        batch, height, width, dim = x.shape
+    else:
+        batch, dim, height, width = x.shape
+    return batch, dim, height, width
+
+
+def _project(x, x_proj_weight, channels_last):
+    """x_dbl (fp32) on the unscanned map, and its (batch, position, direction, column) strides."""
+    batch, dim, height, width = _geometry(x, channels_last)
+    directions, cols, _ = x_proj_weight.shape
+    weight = x_proj_weight.reshape(directions * cols, dim).to(x.dtype)
+    if channels_last:  # (B, L, 4C): one GEMM over all positions
+        xdbl = (x.reshape(batch, height * width, dim) @ weight.t()).float()
+    else:  # (B, 4C, L)
+        xdbl = (weight @ x.reshape(batch, dim, height * width)).float()
+    return xdbl, _project_strides(xdbl, channels_last)
+
+
+def _launch_shape(batch, dim, seq_len):
+    """grid, channels per program, positions per chunk, chunks per direction."""
+    block_d = min(MAX_BLOCK_D, triton.next_power_of_2(dim))
+    block_t = chunk_size(seq_len)
+    return (4 * triton.cdiv(dim, block_d), batch), block_d, block_t, triton.cdiv(seq_len, block_t)
+
+
+def _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
+    batch, dim, height, width = _geometry(x, channels_last)
+    if x_proj_weight.dim() != 3 or x_proj_weight.shape[0] != 4 or x_proj_weight.shape[2] != dim:
+        raise ValueError(f'x_proj_weight must be (4, R+2N, {dim}), got {tuple(x_proj_weight.shape)}')
+    if A.dim() != 2 or A.shape[0] != 4 * dim:
+        raise ValueError(f'A must be (4*{dim}, N), got {tuple(A.shape)}')
+    rank, d_state = dt_proj_weight.shape[-1], A.shape[1]
+    if x_proj_weight.shape[1] != rank + 2 * d_state:
+        raise ValueError(f'x_proj_weight has {x_proj_weight.shape[1]} rows; R + 2N = {rank + 2 * d_state}')
+    if tuple(dt_proj_weight.shape) != (4, dim, rank) or tuple(dt_proj_bias.shape) != (4, dim) \
+            or tuple(D.shape) != (4 * dim, ):
+        raise ValueError('dt_proj_weight (4, D, R), dt_proj_bias (4, D) and D (4*D,) disagree with x')
+    return batch, dim, height, width, rank, d_state
+
+
+def ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
+    """Forward of the fused SS2D core. Returns (y, saved) with saved = (x_dbl, chunk_start_states)."""
+    batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
+                                                      channels_last)
+    seq_len = height * width
+    x, x_strides = _flat(x, channels_last)
+    xdbl, d_strides = _project(x, x_proj_weight, channels_last)
+    grid, block_d, block_t, n_chunks = _launch_shape(batch, dim, seq_len)
+    out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
+    _, o_strides = _flat(out, channels_last)
+    states = torch.empty(batch, 4, n_chunks, d_state, dim, device=x.device, dtype=torch.float32)
+    _ss2d_fwd_kernel[grid](
+        x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
+        D.float().contiguous(), out, states,
+        height, width, seq_len, dim, n_chunks, *x_strides, *d_strides, *o_strides,
+        R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=block_d,
+        num_warps=4)
+    y = out if out_fp32 else out.to(x.dtype)
+    return y, (xdbl, states)
+
+
+def ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, saved):
+    """Backward of :func:`ss2d_fwd`: (dx, dx_proj_weight, ddt_proj_weight, ddt_proj_bias, dA, dD)."""
+    batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
+                                                      channels_last)
+    seq_len = height * width
+    xdbl, states = saved
+    x, x_strides = _flat(x, channels_last)
+    grad_y, y_strides = _flat(grad_y, channels_last)
+    d_strides = _project_strides(xdbl, channels_last)
+    grid, block_d, block_t, n_chunks = _launch_shape(batch, dim, seq_len)
+    grad_x = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
+    grad_xdbl = torch.zeros_like(xdbl)
+    grad_wdt = torch.zeros(4, dim, rank, device=x.device, dtype=torch.float32)
+    grad_bias = torch.zeros(4, dim, device=x.device, dtype=torch.float32)
+    grad_a = torch.zeros(4 * dim, d_state, device=x.device, dtype=torch.float32)
+    grad_dskip = torch.zeros(4 * dim, device=x.device, dtype=torch.float32)
+    _ss2d_bwd_kernel[grid](
+        x, grad_y, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(),
+        A.float().contiguous(), D.float().contiguous(), states,
+        grad_x, grad_xdbl, grad_wdt, grad_bias, grad_a, grad_dskip,
+        height, width, seq_len, dim, n_chunks, *x_strides, *y_strides, *d_strides,
+        R=rank, BLOCK_R=triton.next_power_of_2(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state),
+        BLOCK_T=block_t, BLOCK_D=block_d, num_warps=4)
+    # x_dbl = W_x x per position: its gradient flows to x and W_x through two small GEMMs.
+    cols = x_proj_weight.shape[1]
+    weight = x_proj_weight.reshape(4 * cols, dim).to(x.dtype)
+    grad_xdbl = grad_xdbl.to(x.dtype)
+    if channels_last:
+        grad_xdbl = grad_xdbl.reshape(batch * seq_len, 4 * cols)
+        grad_x.view(batch * seq_len, dim).add_(grad_xdbl @ weight)
+        grad_wx = grad_xdbl.t() @ x.reshape(batch * seq_len, dim)
+    else:
+        grad_x.view(batch, dim, seq_len).add_(weight.t() @ grad_xdbl)
+        grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x.reshape(batch, dim, seq_len))
+    return (grad_x.to(x.dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
+            grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
+            grad_dskip.to(D.dtype))
+
+
+def _project_strides(xdbl, channels_last):
+    if channels_last:  # (B, L, 4C)
+        cols = xdbl.shape[2] // 4
+        return xdbl.stride(0), xdbl.stride(1), cols, 1
+    cols = xdbl.shape[1] // 4  # (B, 4C, L)
+    return xdbl.stride(0), 1, cols * xdbl.stride(1), xdbl.stride(1)
