@@ -61,8 +61,9 @@ def linear_scan(decay: torch.Tensor, inputs: torch.Tensor):
     return decay, inputs
 
 
-def chunked_linear_scan(decay: torch.Tensor, inputs: torch.Tensor, chunk_size: int = CHUNK_SIZE):
+def chunked_linear_scan(decay: torch.Tensor, inputs: torch.Tensor, chunk_size=None):
     """:func:`linear_scan` within chunks, then a scan over the chunk-end states as carries."""
+    chunk_size = chunk_size or CHUNK_SIZE
     length = inputs.shape[-1]
     if length <= chunk_size:
         return linear_scan(decay, inputs)[1]
