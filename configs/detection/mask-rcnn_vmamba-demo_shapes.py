@@ -1,5 +1,5 @@
 # Offline demo: Mask R-CNN with a small VMamba trained from scratch on the generated shapes
-# dataset (tools/dataset_converters/make_shapes_coco_demo.py -> data/shapes_coco), in minutes
+# dataset (`tools/dataset_converters/make_shapes_demo.py coco` -> data/shapes_coco), in minutes
 # on 2 CPU cores, evaluated with mmdet's CocoMetric (bbox and segm) on the held-out split.
 # The detector is the COCO one with narrower layers; the schedule keeps the AdamW recipe's
 # shape (warm-up, two lr steps) at a from-scratch learning rate.

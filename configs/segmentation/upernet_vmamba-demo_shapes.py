@@ -1,5 +1,5 @@
 # Offline demo: UperNet with a small VMamba trained from scratch on the generated shapes
-# dataset in the ADE20K layout (tools/dataset_converters/make_shapes_ade_demo.py ->
+# dataset in the ADE20K layout (`tools/dataset_converters/make_shapes_demo.py ade` ->
 # data/shapes_ade), in minutes on 2 CPU cores, evaluated with mmseg's IoUMetric on the
 # held-out split; `tools/test.py --tta` runs the multi-scale + flip test as for ADE20K.
 # Labels are stored as ADE20K stores them (0 = unlabelled, ignored via reduce_zero_label).
