@@ -1,0 +1,438 @@
+"""VMamba: Visual State Space Model (Liu et al., NeurIPS 2024, arXiv 2401.10166).
+
+One backbone class, :class:`VMamba`, covers the released family:
+
+* v2 (``tiny``, ``small``, ``base`` and the other released v2 sizes): channels-first
+  ``(B, C, H, W)`` features with LayerNorm over C, a two-convolution stem, strided-conv
+  downsampling, and blocks of ``x + SS2D(LN(x))`` followed by ``x + MLP(LN(x))``. SS2D is
+  the paper's final form (no z-gate, depthwise conv without bias, d_state 1).
+* v0 (``vanilla-*``): the first release, channels-last ``(B, H, W, C)`` features, a 4x4
+  patchify stem, Swin patch merging, SS2D-only blocks whose output is gated by SiLU(z).
+
+The selective-scan core of SS2D lives in the standalone ``kernels`` package. Parameters
+use this package's own names; :mod:`vmamba_mm.converters` maps official checkpoints
+onto them.
+"""
+import math
+from collections import OrderedDict
+from typing import Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torch.utils.checkpoint as cp
+from mmcv.cnn.bricks import DropPath
+from mmengine.model import BaseModule
+
+import kernels
+
+ArchSpec = Union[str, dict]
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels of a ``(B, C, H, W)`` tensor."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class ToChannelsLast(nn.Module):
+    """(B, C, H, W) -> (B, H, W, C)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.permute(0, 2, 3, 1)
+
+
+class Linear2d(nn.Linear):
+    """``nn.Linear`` over the channels of a ``(B, C, H, W)`` tensor.
+
+    It keeps Linear's parameter shape and initialisation, and runs as a 1x1 convolution
+    so channels-first features need no permute.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+
+
+class SS2D(nn.Module):
+    """2D selective scan: the token mixer of a VMamba block.
+
+    in_proj -> depthwise 3x3 conv -> SiLU -> ``kernels.ss2d`` (cross-scan in 4 directions,
+    selective scan, cross-merge) -> LayerNorm -> [* SiLU(z)] -> out_proj.
+
+    Args:
+        embed_dims (int): Block width C.
+        ssm_ratio (float): Inner width D = int(ssm_ratio * C).
+        d_state (int): SSM state size N.
+        vanilla (bool): The v0 form: channels-last input, ``in_proj`` C -> 2D whose second
+            half gates the output through SiLU, and a depthwise conv with bias.
+        kernel_backend (str, optional): ``kernels`` backend; None lets the package choose.
+    """
+
+    num_directions = 4
+
+    def __init__(self,
+                 embed_dims: int,
+                 ssm_ratio: float,
+                 d_state: int,
+                 vanilla: bool = False,
+                 kernel_backend: Optional[str] = None):
+        super().__init__()
+        self.inner_dims = int(ssm_ratio * embed_dims)
+        self.dt_rank = math.ceil(embed_dims / 16)
+        self.d_state = d_state
+        self.vanilla = vanilla
+        self.kernel_backend = kernel_backend
+        linear = nn.Linear if vanilla else Linear2d
+        norm = nn.LayerNorm if vanilla else LayerNorm2d
+        k, d, r, n = self.num_directions, self.inner_dims, self.dt_rank, d_state
+
+        self.in_proj = linear(embed_dims, 2 * d if vanilla else d, bias=False)
+        self.conv = nn.Conv2d(d, d, kernel_size=3, padding=1, groups=d, bias=vanilla)
+        # Per direction k: x_proj_weight[k] maps u -> (dt, B, C); dt_proj_weight[k] maps dt -> delta.
+        self.x_proj_weight = nn.Parameter(torch.empty(k, r + 2 * n, d))
+        self.dt_proj_weight = nn.Parameter(torch.empty(k, d, r))
+        self.dt_proj_bias = nn.Parameter(torch.empty(k, d))
+        self.A_log = nn.Parameter(torch.empty(k * d, n))
+        self.skip = nn.Parameter(torch.empty(k * d))
+        self.out_norm = norm(d)
+        self.out_proj = linear(d, embed_dims, bias=False)
+        self.reset_ssm_parameters()
+
+    @torch.no_grad()
+    def reset_ssm_parameters(self,
+                             dt_min: float = 1e-3,
+                             dt_max: float = 0.1,
+                             dt_floor: float = 1e-4):
+        """Mamba's initialisation of the SSM parameters (as in the official release)."""
+        bound = self.inner_dims**-0.5  # nn.Linear's default for a D-input projection
+        nn.init.uniform_(self.x_proj_weight, -bound, bound)
+        bound = self.dt_rank**-0.5
+        nn.init.uniform_(self.dt_proj_weight, -bound, bound)
+        # Step sizes log-uniform in [dt_min, dt_max]; the bias is their inverse softplus.
+        log_dt = torch.rand_like(self.dt_proj_bias) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        dt = log_dt.exp().clamp(min=dt_floor)
+        self.dt_proj_bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        # S4D-real: A = -(1, 2, ..., N) for every channel.
+        state_index = torch.arange(1, self.d_state + 1, dtype=self.A_log.dtype, device=self.A_log.device)
+        self.A_log.copy_(state_index.log().expand_as(self.A_log))
+        self.skip.fill_(1.0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = x.dtype
+        x = self.in_proj(x)
+        if self.vanilla:
+            x, z = x.chunk(2, dim=-1)
+            x = x.permute(0, 3, 1, 2)
+        x = F.silu(self.conv(x))
+        y = kernels.ss2d(
+            x,
+            self.x_proj_weight,
+            self.dt_proj_weight,
+            self.dt_proj_bias,
+            -torch.exp(self.A_log.float()),
+            self.skip.float(),
+            out_fp32=True,
+            backend=self.kernel_backend)
+        if self.vanilla:
+            y = self.out_norm(y.permute(0, 2, 3, 1)) * F.silu(z)
+        else:
+            y = self.out_norm(y)
+        return self.out_proj(y.to(dtype))
+
+
+class Mlp(nn.Module):
+    """Channels-first MLP: Linear -> GELU -> Linear."""
+
+    def __init__(self, embed_dims: int, hidden_dims: int):
+        super().__init__()
+        self.fc1 = Linear2d(embed_dims, hidden_dims)
+        self.act = nn.GELU()
+        self.fc2 = Linear2d(hidden_dims, embed_dims)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class VSSBlock(nn.Module):
+    """``x + DropPath(SS2D(LN(x)))``, then (v2 only) ``x + DropPath(MLP(LN(x)))``."""
+
+    mlp_ratio = 4.0
+
+    def __init__(self,
+                 embed_dims: int,
+                 ssm_ratio: float,
+                 d_state: int,
+                 drop_path: float = 0.0,
+                 vanilla: bool = False,
+                 kernel_backend: Optional[str] = None):
+        super().__init__()
+        norm = nn.LayerNorm if vanilla else LayerNorm2d
+        self.norm1 = norm(embed_dims)
+        self.ssm = SS2D(embed_dims, ssm_ratio, d_state, vanilla=vanilla, kernel_backend=kernel_backend)
+        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        if vanilla:
+            self.norm2 = self.mlp = None
+        else:
+            self.norm2 = norm(embed_dims)
+            self.mlp = Mlp(embed_dims, int(embed_dims * self.mlp_ratio))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop_path(self.ssm(self.norm1(x)))
+        if self.mlp is not None:
+            x = x + self.drop_path(self.mlp(self.norm2(x)))
+        return x
+
+
+class PatchMerging(nn.Module):
+    """Swin patch merging on channels-last features: 2x2 neighbours -> LN -> Linear 4C -> 2C.
+
+    Odd sizes are zero-padded at the bottom/right.
+    """
+
+    def __init__(self, in_dims: int, out_dims: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(4 * in_dims)
+        self.reduction = nn.Linear(4 * in_dims, out_dims, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[1:3]
+        x = F.pad(x, (0, 0, 0, width % 2, 0, height % 2))
+        # Neighbour order (0,0), (1,0), (0,1), (1,1) as in Swin: it fixes the layout of
+        # `reduction.weight`, so pretrained weights depend on it.
+        x = torch.cat([x[:, 0::2, 0::2], x[:, 1::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 1::2]], dim=-1)
+        return self.reduction(self.norm(x))
+
+
+class VMambaStage(nn.Module):
+    """A sequence of :class:`VSSBlock` and the downsample that feeds the next stage."""
+
+    def __init__(self, blocks: Sequence[nn.Module], downsample: Optional[nn.Module] = None):
+        super().__init__()
+        self.blocks = nn.ModuleList(blocks)
+        self.downsample = downsample
+
+
+class VMamba(BaseModule):
+    """VMamba backbone (mmpretrain / mmdet / mmseg).
+
+    Args:
+        arch (str | dict): A name from :attr:`arch_zoo`, or a dict with keys ``dims`` (int
+            for the first stage, doubled per stage, or one int per stage), ``depths``,
+            ``ssm_ratio``, ``d_state`` and optionally ``drop_path_rate`` (default 0) and
+            ``vanilla`` (the v0 design, default False).
+        in_channels (int): Input channels. Defaults to 3.
+        out_indices (Sequence[int]): Stages whose outputs are returned, each normalised by
+            its own LayerNorm ``outnorm{i}``; -1 means the last stage. Defaults to all four.
+        drop_path_rate (float, optional): Stochastic depth rate, rising linearly over all
+            blocks; None takes the arch's value.
+        frozen_stages (int): Freeze the stem (0) and stages ``0..frozen_stages-1`` with their
+            output norms; -1 freezes nothing.
+        norm_eval (bool): Keep the normalisation layers in eval mode while training. VMamba's
+            LayerNorms hold no running statistics, so this only matters to code that
+            inspects ``training``; it is accepted for config compatibility with other mm
+            backbones.
+        with_cp (bool): Checkpoint the activations of each block (saves memory on large
+            detection/segmentation inputs at the cost of a second forward).
+        kernel_backend (str, optional): Backend for ``kernels.ss2d`` (e.g. ``'torch'`` or
+            ``'triton'``); None lets the kernels package choose per device.
+        init_cfg (dict, optional): mmengine init config. ``dict(type='Pretrained',
+            checkpoint=...)`` accepts official VMamba checkpoints as well as mm ones and
+            loads them strictly (see :meth:`init_weights`).
+    """
+
+    arch_zoo = {
+        # VMamba-T/S/B of the paper: [s1l8], [s2l15], [s2l15].
+        'tiny': dict(dims=96, depths=(2, 2, 8, 2), ssm_ratio=1.0, d_state=1, drop_path_rate=0.2),
+        'small': dict(dims=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1, drop_path_rate=0.3),
+        'base': dict(dims=128, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1, drop_path_rate=0.6),
+        # Other released v2 sizes.
+        'tiny-s2l5': dict(dims=96, depths=(2, 2, 5, 2), ssm_ratio=2.0, d_state=1, drop_path_rate=0.2),
+        'small-s1l20': dict(dims=96, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1, drop_path_rate=0.3),
+        'base-s1l20': dict(dims=128, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1, drop_path_rate=0.5),
+        # v0, the first release.
+        'vanilla-tiny':
+        dict(dims=96, depths=(2, 2, 9, 2), ssm_ratio=2.0, d_state=16, drop_path_rate=0.2, vanilla=True),
+        'vanilla-small':
+        dict(dims=96, depths=(2, 2, 27, 2), ssm_ratio=2.0, d_state=16, drop_path_rate=0.3, vanilla=True),
+        'vanilla-base':
+        dict(dims=128, depths=(2, 2, 27, 2), ssm_ratio=2.0, d_state=16, drop_path_rate=0.6, vanilla=True),
+    }
+    required_arch_keys = frozenset({'dims', 'depths', 'ssm_ratio', 'd_state'})
+    optional_arch_keys = frozenset({'drop_path_rate', 'vanilla'})
+
+    def __init__(self,
+                 arch: ArchSpec = 'tiny',
+                 in_channels: int = 3,
+                 out_indices: Sequence[int] = (0, 1, 2, 3),
+                 drop_path_rate: Optional[float] = None,
+                 frozen_stages: int = -1,
+                 norm_eval: bool = False,
+                 with_cp: bool = False,
+                 kernel_backend: Optional[str] = None,
+                 init_cfg: Optional[dict] = None):
+        super().__init__(init_cfg=init_cfg)
+        self.arch_settings = self.parse_arch(arch)
+        depths = tuple(self.arch_settings['depths'])
+        self.num_stages = len(depths)
+        self.dims = self.stage_dims(self.arch_settings['dims'], self.num_stages)
+        self.vanilla = self.arch_settings.get('vanilla', False)
+        self.in_channels = in_channels
+        self.out_indices = self.parse_out_indices(out_indices, self.num_stages)
+        self.frozen_stages = frozen_stages
+        self.norm_eval = norm_eval
+        self.with_cp = with_cp
+        self.kernel_backend = kernel_backend
+        if drop_path_rate is None:
+            drop_path_rate = self.arch_settings.get('drop_path_rate', 0.0)
+
+        self.patch_embed = self.make_stem(in_channels, self.dims[0])
+        # Computed on the CPU so the model can also be built on the meta device.
+        drop_path_rates = torch.linspace(0, drop_path_rate, sum(depths), device='cpu').tolist()
+        self.stages = nn.ModuleList()
+        for i, depth in enumerate(depths):
+            first_block = sum(depths[:i])
+            blocks = [
+                VSSBlock(
+                    self.dims[i],
+                    ssm_ratio=self.arch_settings['ssm_ratio'],
+                    d_state=self.arch_settings['d_state'],
+                    drop_path=drop_path_rates[first_block + j],
+                    vanilla=self.vanilla,
+                    kernel_backend=kernel_backend) for j in range(depth)
+            ]
+            downsample = self.make_downsample(self.dims[i], self.dims[i + 1]) if i + 1 < self.num_stages else None
+            self.stages.append(VMambaStage(blocks, downsample))
+
+        norm = nn.LayerNorm if self.vanilla else LayerNorm2d
+        for i in self.out_indices:
+            self.add_module(f'outnorm{i}', norm(self.dims[i]))
+
+        self.apply(self._init_linear)
+        self._freeze_stages()
+
+    @classmethod
+    def parse_arch(cls, arch: ArchSpec) -> dict:
+        if isinstance(arch, str):
+            if arch.lower() not in cls.arch_zoo:
+                raise ValueError(f'Unknown VMamba arch {arch!r}; choose one of {sorted(cls.arch_zoo)} '
+                                 f'or pass a dict with keys {sorted(cls.required_arch_keys)}.')
+            return dict(cls.arch_zoo[arch.lower()])
+        if not isinstance(arch, dict):
+            raise TypeError(f'VMamba arch must be a name or a dict, got {type(arch).__name__}.')
+        missing = cls.required_arch_keys - set(arch)
+        unknown = set(arch) - cls.required_arch_keys - cls.optional_arch_keys
+        if missing or unknown:
+            raise ValueError(f'VMamba arch dict: missing keys {sorted(missing)}, unknown keys {sorted(unknown)}; '
+                             f'required {sorted(cls.required_arch_keys)}, optional {sorted(cls.optional_arch_keys)}.')
+        return dict(arch)
+
+    @staticmethod
+    def stage_dims(dims: Union[int, Sequence[int]], num_stages: int) -> list:
+        if isinstance(dims, int):
+            return [dims * 2**i for i in range(num_stages)]
+        if len(dims) != num_stages:
+            raise ValueError(f'VMamba arch: {len(dims)} dims for {num_stages} stages.')
+        return list(dims)
+
+    @staticmethod
+    def parse_out_indices(out_indices: Union[int, Sequence[int]], num_stages: int) -> tuple:
+        if isinstance(out_indices, int):
+            out_indices = [out_indices]
+        parsed = []
+        for index in out_indices:
+            if not -num_stages <= index < num_stages:
+                raise ValueError(f'out_indices {tuple(out_indices)}: {index} is not a stage of a '
+                                 f'{num_stages}-stage VMamba.')
+            parsed.append(index % num_stages)
+        return tuple(sorted(set(parsed)))
+
+    def make_stem(self, in_channels: int, embed_dims: int) -> nn.Module:
+        """Stride-4 stem: a 4x4 patchify conv (v0) or two 3x3 stride-2 convs (v2)."""
+        if self.vanilla:
+            return nn.Sequential(
+                OrderedDict(
+                    proj=nn.Conv2d(in_channels, embed_dims, kernel_size=4, stride=4),
+                    to_channels_last=ToChannelsLast(),
+                    norm=nn.LayerNorm(embed_dims)))
+        hidden_dims = embed_dims // 2
+        return nn.Sequential(
+            OrderedDict(
+                conv1=nn.Conv2d(in_channels, hidden_dims, kernel_size=3, stride=2, padding=1),
+                norm1=LayerNorm2d(hidden_dims),
+                act=nn.GELU(),
+                conv2=nn.Conv2d(hidden_dims, embed_dims, kernel_size=3, stride=2, padding=1),
+                norm2=LayerNorm2d(embed_dims)))
+
+    def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
+        """Halves the resolution: Swin patch merging (v0) or a 3x3 stride-2 conv + LN (v2)."""
+        if self.vanilla:
+            return PatchMerging(in_dims, out_dims)
+        return nn.Sequential(
+            OrderedDict(
+                conv=nn.Conv2d(in_dims, out_dims, kernel_size=3, stride=2, padding=1), norm=LayerNorm2d(out_dims)))
+
+    @staticmethod
+    def _init_linear(module: nn.Module):
+        # Convolutions and norms keep PyTorch's default init and SS2D its own, as in the
+        # official release.
+        if isinstance(module, nn.Linear):
+            nn.init.trunc_normal_(module.weight, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def init_weights(self):
+        """Load ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=None)`` strictly.
+
+        Official VMamba checkpoints (current or legacy key names, with or without a
+        ``model`` wrapper) are converted on the fly; mm checkpoints are loaded as they are,
+        after taking the keys under ``prefix``. Only the ``outnorm*`` layers may be missing:
+        they are new layers of a detection/segmentation backbone and keep their init.
+        Any other missing, unexpected or mis-shaped key raises
+        :class:`~vmamba_mm.converters.IncompatibleCheckpointError`.
+        """
+        if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
+            super().init_weights()
+            return
+        from vmamba_mm.converters import load_pretrained_backbone
+        load_pretrained_backbone(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'))
+        self._is_init = True
+
+    def forward(self, x: torch.Tensor) -> tuple:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f'VMamba expects images of shape (B, {self.in_channels}, H, W), '
+                             f'got a tensor of shape {tuple(x.shape)}.')
+        x = self.patch_embed(x)
+        outs = []
+        for i, stage in enumerate(self.stages):
+            for block in stage.blocks:
+                if self.with_cp and torch.is_grad_enabled():
+                    x = cp.checkpoint(block, x, use_reentrant=False)
+                else:
+                    x = block(x)
+            if i in self.out_indices:
+                out = getattr(self, f'outnorm{i}')(x)
+                outs.append((out.permute(0, 3, 1, 2) if self.vanilla else out).contiguous())
+            if stage.downsample is not None:
+                x = stage.downsample(x)
+        return tuple(outs)
+
+    def _freeze_stages(self):
+        if self.frozen_stages < 0:
+            return
+        frozen = [self.patch_embed] + list(self.stages[:self.frozen_stages])
+        frozen += [getattr(self, f'outnorm{i}') for i in self.out_indices if i < self.frozen_stages]
+        for module in frozen:
+            module.eval()
+            for param in module.parameters():
+                param.requires_grad = False
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self._freeze_stages()
+        if mode and self.norm_eval:
+            for module in self.modules():
+                if isinstance(module, nn.LayerNorm):
+                    module.eval()
+        return self
