@@ -1,0 +1,47 @@
+"""Fixtures of the distributed launch tests: the digits demo data, the environment of launched jobs, and
+a local one-node SLURM cluster."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from local_slurm import LocalSlurmCluster, SlurmUnavailable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROBE_CONFIG = Path(__file__).resolve().parent / 'configs' / 'vmamba-demo_digits_probe.py'
+
+
+@pytest.fixture(scope='session')
+def digits_root(tmp_path_factory):
+    """The demo's digits dataset, written by its own converter."""
+    root = tmp_path_factory.mktemp('data') / 'digits'
+    subprocess.run([sys.executable, str(REPO_ROOT / 'tools' / 'dataset_converters' / 'make_digits_demo.py'),
+                    '--out', str(root)], check=True, capture_output=True)
+    return root
+
+
+@pytest.fixture(scope='session')
+def job_env():
+    """Environment of launched jobs: this interpreter, the test hooks importable, one thread per process
+    (2 processes share the CI machine's cores; the same count in every run keeps sums in one order)."""
+    return {**os.environ, 'PYTHON': sys.executable, 'OMP_NUM_THREADS': '1',
+            'PYTHONPATH': os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
+                                                        os.environ.get('PYTHONPATH')]))}
+
+
+@pytest.fixture(scope='session')
+def probe_options(digits_root):
+    """`--cfg-options` pointing the probe config at the test data."""
+    return ['--cfg-options'] + [f'{loader}.dataset.data_root={digits_root}'
+                                for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+@pytest.fixture(scope='session')
+def slurm_cluster():
+    try:
+        with LocalSlurmCluster() as cluster:
+            yield cluster
+    except SlurmUnavailable as reason:
+        pytest.skip(f'no local SLURM cluster: {reason}')

@@ -1,0 +1,42 @@
+"""Test-only mmengine hooks for the distributed launch tests, loaded through the test config's
+`custom_imports` (this folder is on PYTHONPATH in those runs); nothing in the toolkit imports them."""
+import json
+import os
+import os.path as osp
+
+from mmengine.hooks import Hook
+from mmengine.registry import HOOKS
+
+# Names the rank that ExitRankHook ends; unset in every run but the failure tests'.
+EXIT_RANK_VARIABLE = 'DIST_PROBE_EXIT_RANK'
+EXIT_CODE = 3
+
+
+@HOOKS.register_module()
+class RankLossRecorder(Hook):
+    """Writes each rank's training losses, one per iteration, to `<work_dir>/losses_rank<rank>.json`.
+
+    mmengine logs rank 0's loss only, which under DDP is the loss of rank 0's share of the batch; the
+    mean over ranks is the loss of the whole batch."""
+
+    priority = 'LOWEST'
+
+    def before_train(self, runner):
+        self.losses = []
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        self.losses.append(float(outputs['loss']))
+
+    def after_train(self, runner):
+        with open(osp.join(runner.work_dir, f'losses_rank{runner.rank}.json'), 'w') as f:
+            json.dump(self.losses, f)
+
+
+@HOOKS.register_module()
+class ExitRankHook(Hook):
+    """Ends the process of the rank named by $DIST_PROBE_EXIT_RANK after its second training iteration,
+    the way a crash does: exit status 3, no exception, no cleanup, its peers left waiting in DDP."""
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if os.environ.get(EXIT_RANK_VARIABLE) == str(runner.rank) and runner.iter + 1 >= 2:
+            os._exit(EXIT_CODE)
