@@ -7,6 +7,8 @@ fp32/bf16/fp16 runs of every backend, compared with mamba-ssm's tolerances.
 import torch
 import torch.nn.functional as F
 
+import kernels
+
 # (rtol, atol) of the forward output, dB and dC per input dtype; du doubles them,
 # ddelta takes rtol x5 and atol x10, and the parameter grads (dA, dD,
 # ddelta_bias, projection weights) are held to at least 1e-3.
@@ -108,13 +110,57 @@ def make_ss2d_inputs(batch, channels, height, width, rank, state, dtype=torch.fl
     return {name: t.to(device=device, dtype=dtype if name == 'x' else torch.float32) for name, t in inputs.items()}
 
 
-def to_float64(inputs):
-    return {name: t.detach().double().requires_grad_() for name, t in inputs.items()}
-
-
 def grads_of(fn, inputs, grad_out):
     """Run fn(**inputs) with grad and return (out, {name: grad})."""
     leaves = {name: t.detach().clone().requires_grad_() for name, t in inputs.items()}
     out = fn(**leaves)
     out.backward(grad_out.to(out.dtype))
     return out.detach(), {name: t.grad for name, t in leaves.items()}
+
+
+def check_selective_scan(backend, dtype, shape, *, out_fp32=True, delta_softplus=True, without=(),
+                         generator=None, delta_shift=0.0):
+    """Output and all gradients of one backend's selective_scan against the float64 torch backend.
+
+    shape is (batch, K, D per group, N, L); ``without`` names optional inputs to leave out.
+    """
+    inputs = make_scan_inputs(*shape, dtype, generator=generator, delta_shift=delta_shift)
+    for name in without:
+        del inputs[name]
+    if not delta_softplus:  # a negative step would make the state grow without bound
+        inputs['delta'] = inputs['delta'].abs()
+    grad_out = torch.randn(shape[0], shape[1] * shape[2], shape[4], generator=generator)
+
+    def run(backend_name):
+        return lambda **kw: kernels.selective_scan(**kw, delta_softplus=delta_softplus, out_fp32=out_fp32,
+                                                   backend=backend_name)
+
+    out, grads = grads_of(run(backend), inputs, grad_out)
+    expected, expected_grads = grads_of(run('torch'), {k: v.double() for k, v in inputs.items()},
+                                        grad_out.to(out.dtype).double())
+    assert out.dtype == (torch.float32 if out_fp32 else dtype)
+    assert_close(out, expected, dtype, 'out')
+    for name, grad in grads.items():
+        assert grad.dtype == inputs[name].dtype
+        assert_close(grad, expected_grads[name], dtype, 'd' + name)
+
+
+def check_ss2d(backend, dtype, shape, channels_last, generator=None):
+    """Output and all gradients of one backend's ss2d against the float64 torch backend.
+
+    shape is (batch, D, H, W, R, N).
+    """
+    inputs = make_ss2d_inputs(*shape, dtype, channels_last=channels_last, generator=generator)
+    grad_out = torch.randn(inputs['x'].shape, generator=generator)
+
+    def run(backend_name):
+        return lambda **kw: kernels.ss2d(**kw, channels_last=channels_last, backend=backend_name)
+
+    out, grads = grads_of(run(backend), inputs, grad_out)
+    expected, expected_grads = grads_of(run('torch'), {k: v.double() for k, v in inputs.items()},
+                                        grad_out.double())
+    assert out.shape == inputs['x'].shape and out.dtype == torch.float32
+    assert_close(out, expected, dtype, 'out')
+    for name, grad in grads.items():
+        assert grad.dtype == inputs[name].dtype
+        assert_close(grad, expected_grads[name], dtype, 'du' if name == 'x' else name)

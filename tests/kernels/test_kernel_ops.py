@@ -11,7 +11,7 @@ import torch
 
 import kernels
 from kernels import reference
-from kernel_oracles import assert_close, grads_of, make_scan_inputs, make_ss2d_inputs
+from kernel_oracles import check_selective_scan, check_ss2d, grads_of, make_scan_inputs, make_ss2d_inputs
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
@@ -22,56 +22,21 @@ TORCH_SCAN_SHAPES = [(2, 4, 3, 16, 127), (1, 4, 3, 1, 128), (2, 2, 5, 16, 129), 
 TORCH_SS2D_SHAPES = [(1, 3, 57, 58, 2, 1), (2, 6, 7, 7, 3, 16), (2, 5, 1, 130, 2, 4)]
 
 
-def _check_scan(backend, dtype, shape, out_fp32=True, generator=None):
-    inputs = make_scan_inputs(*shape, dtype, generator=generator)
-    grad_out = torch.randn(shape[0], shape[1] * shape[2], shape[4], generator=generator)
-
-    def run(**kw):
-        return kernels.selective_scan(**kw, out_fp32=out_fp32, backend=backend)
-
-    out, grads = grads_of(run, inputs, grad_out)
-    expected, expected_grads = grads_of(
-        lambda **kw: kernels.selective_scan(**kw, backend='torch'),
-        {k: v.double() for k, v in inputs.items()}, grad_out.to(out.dtype).double())
-    assert out.dtype == (torch.float32 if out_fp32 else dtype)
-    assert_close(out, expected, dtype, 'out')
-    for name, grad in grads.items():
-        assert grad.dtype == inputs[name].dtype
-        assert_close(grad, expected_grads[name], dtype, 'd' + name)
-
-
-def _check_ss2d(backend, dtype, shape, channels_last, generator=None):
-    batch, channels, height, width, rank, state = shape
-    inputs = make_ss2d_inputs(*shape, dtype, channels_last=channels_last, generator=generator)
-    grad_out = torch.randn(inputs['x'].shape, generator=generator)
-
-    def run(precision):
-        return lambda **kw: kernels.ss2d(**kw, channels_last=channels_last, backend=precision)
-
-    out, grads = grads_of(run(backend), inputs, grad_out)
-    expected, expected_grads = grads_of(run('torch'), {k: v.double() for k, v in inputs.items()},
-                                        grad_out.double())
-    assert out.shape == inputs['x'].shape and out.dtype == torch.float32
-    assert_close(out, expected, dtype, 'out')
-    for name, grad in grads.items():
-        assert_close(grad, expected_grads[name], dtype, 'du' if name == 'x' else name)
-
-
 @pytest.mark.parametrize('shape', TORCH_SCAN_SHAPES)
 @pytest.mark.parametrize('dtype', DTYPES)
 def test_torch_selective_scan_matches_float64(shape, dtype):
-    _check_scan('torch', dtype, shape)
+    check_selective_scan('torch', dtype, shape)
 
 
 def test_torch_selective_scan_input_dtype_output():
-    _check_scan('torch', torch.bfloat16, (2, 2, 3, 4, 50), out_fp32=False)
+    check_selective_scan('torch', torch.bfloat16, (2, 2, 3, 4, 50), out_fp32=False)
 
 
 @pytest.mark.parametrize('shape', TORCH_SS2D_SHAPES)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_torch_ss2d_matches_float64(shape, dtype, channels_last):
-    _check_ss2d('torch', dtype, shape, channels_last)
+    check_ss2d('torch', dtype, shape, channels_last)
 
 
 def test_ss2d_is_the_composition_of_the_ops():
