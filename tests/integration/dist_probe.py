@@ -25,7 +25,7 @@ class RankLossRecorder(Hook):
         self.losses = []
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
-        self.losses.append(float(outputs['loss']))
+        self.losses.append(outputs['loss'].item())
 
     def after_train(self, runner):
         with open(osp.join(runner.work_dir, f'losses_rank{runner.rank}.json'), 'w') as f:

@@ -61,14 +61,15 @@ def process_alive(pid):
 
 
 class LocalSlurmCluster:
-    """One node (`localhost`, all CPUs of the machine) in one partition, `debug`.
+    """One node (`localhost`, all CPUs of the machine, at least `min_cpus`) in one partition, `debug`.
 
     Needs root: slurmd launches job steps as the submitting user, and munged runs as user munge.
     """
 
     partition = 'debug'
 
-    def __init__(self, start_timeout=30.0, stop_timeout=15.0):
+    def __init__(self, min_cpus=2, start_timeout=30.0, stop_timeout=15.0):
+        self.min_cpus = min_cpus
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.directory = None
@@ -192,9 +193,11 @@ class LocalSlurmCluster:
             SlurmdPidFile=self.pid_files['slurmd'],
             SlurmctldLogFile=self.directory / 'slurmctld.log',
             SlurmdLogFile=self.directory / 'slurmd.log',
+            # The node declares at least `min_cpus`, however many cores the machine has.
+            SlurmdParameters='config_overrides',
         )
         lines = [f'{key}={value}' for key, value in settings.items()]
-        lines.append(f'NodeName=localhost NodeAddr=127.0.0.1 CPUs={os.cpu_count()} RealMemory=1000 State=UNKNOWN')
+        lines.append(f'NodeName=localhost NodeAddr=127.0.0.1 CPUs={max(os.cpu_count(), self.min_cpus)} RealMemory=1000 State=UNKNOWN')
         lines.append(f'PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP')
         self.conf.write_text('\n'.join(lines) + '\n')
 
