@@ -94,14 +94,15 @@ def describe_mismatch(missing: Iterable[str] = (),
 # Reading files
 
 
-class _OpaqueMetadata(dict):
-    """Stands in for a class pickled into a checkpoint's metadata (e.g. the official yacs config)."""
+class _OpaqueMetadata:
+    """Stands in for a class pickled into a checkpoint's metadata (e.g. the official yacs config).
 
-    def __init__(self, *args, **kwargs):
-        super().__init__()
+    Its objects load as plain OrderedDicts: the one container the weights-only unpickler
+    lets receive both items and attributes.
+    """
 
-    def __setstate__(self, state):
-        pass
+    def __new__(cls, *args, **kwargs):
+        return OrderedDict()
 
 
 def load_checkpoint_file(filename: str) -> dict:
@@ -272,6 +273,7 @@ def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) ->
                 if f'head.{part}' in classifier}
         missing_head = [f'classifier.head.{part}' for part in ('weight', 'bias') if f'head.fc.{part}' not in head]
         unknown += [f'classifier.{key}' for key in classifier]
+        unknown += list(passthrough)  # the neck and heads of a detector have no place in a classifier
         required = {key for key in expected if not key.startswith('outnorm')} | {f'outnorm{last_stage}.weight',
                                                                                  f'outnorm{last_stage}.bias'}
     else:
@@ -284,7 +286,8 @@ def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) ->
                   if key in expected and value.shape != expected[key]}
     if unknown or missing or unexpected or mismatched:
         raise IncompatibleCheckpointError(
-            f'Official checkpoint does not convert cleanly to VMamba(arch={arch}) for task {task!r}:\n  ' +
+            f'Official checkpoint does not convert cleanly to VMamba(arch={arch}) for task {task!r} '
+            '(unexpected keys in official names, the others in vmamba_mm names):\n  ' +
             describe_mismatch(missing, unknown + unexpected, mismatched))
 
     prefix = '' if task == 'backbone' else BACKBONE_PREFIX
@@ -292,10 +295,6 @@ def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) ->
     converted.update(head)
     if task in ('det', 'seg'):
         converted.update(passthrough)
-    elif task == 'cls' and passthrough:
-        raise IncompatibleCheckpointError(
-            f'Task "cls" takes a classification checkpoint, but this one also holds '
-            f'{describe_mismatch(unexpected=passthrough)} (convert it with task "det" or "seg").')
     return converted
 
 

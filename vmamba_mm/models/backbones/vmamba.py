@@ -21,8 +21,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 import torch.utils.checkpoint as cp
-from mmcv.cnn.bricks import DropPath
 from mmengine.model import BaseModule
+from torchvision.ops import StochasticDepth
 
 import kernels
 
@@ -171,7 +171,7 @@ class VSSBlock(nn.Module):
         norm = nn.LayerNorm if vanilla else LayerNorm2d
         self.norm1 = norm(embed_dims)
         self.ssm = SS2D(embed_dims, ssm_ratio, d_state, vanilla=vanilla, kernel_backend=kernel_backend)
-        self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
+        self.drop_path = StochasticDepth(drop_path, mode='row') if drop_path > 0 else nn.Identity()
         if vanilla:
             self.norm2 = self.mlp = None
         else:

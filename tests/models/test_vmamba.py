@@ -1,0 +1,256 @@
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+import kernels
+from vmamba_mm.models import VMamba
+from vmamba_mm.models.backbones.vmamba import SS2D, LayerNorm2d
+
+V2 = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=2)
+VANILLA = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=2.0, d_state=4, vanilla=True)
+DESIGNS = {'v2': V2, 'vanilla': VANILLA}
+
+# With the 1000-class head: exact where the paper's repo gives the count, else in M to 0.1.
+EXACT_PARAMS = {'tiny': 30_249_064, 'small': 50_147_752, 'base': 88_557_800}
+APPROX_PARAMS_M = {
+    'tiny-s2l5': 30.7,
+    'small-s1l20': 49.0,
+    'base-s1l20': 86.6,
+    'vanilla-tiny': 22.9,
+    'vanilla-small': 44.4,
+    'vanilla-base': 76.3,
+}
+
+
+def classifier_params(arch):
+    # The meta device gives exact shapes without allocating the larger models.
+    with torch.device('meta'):
+        backbone = VMamba(arch, out_indices=(3, ))
+    head = backbone.dims[-1] * 1000 + 1000
+    return sum(p.numel() for p in backbone.parameters()) + head
+
+
+def test_arch_zoo_is_the_issue_table():
+    assert set(VMamba.arch_zoo) == set(EXACT_PARAMS) | set(APPROX_PARAMS_M)
+
+
+@pytest.mark.parametrize('arch', sorted(EXACT_PARAMS))
+def test_exact_param_counts(arch):
+    assert classifier_params(arch) == EXACT_PARAMS[arch]
+
+
+@pytest.mark.parametrize('arch', sorted(APPROX_PARAMS_M))
+def test_param_counts_to_a_tenth_of_a_million(arch):
+    assert round(classifier_params(arch) / 1e6, 1) == APPROX_PARAMS_M[arch]
+
+
+def expected_sizes(height, width, vanilla):
+    """Per-stage (H, W): a stride-4 stem, then one halving per stage."""
+    if vanilla:  # 4x4 stride-4 patchify (floors), patch merging pads odd sizes
+        sizes = [(height // 4, width // 4)]
+    else:  # two 3x3 stride-2 pad-1 convs (ceil)
+        sizes = [(math.ceil(math.ceil(height / 2) / 2), math.ceil(math.ceil(width / 2) / 2))]
+    for _ in range(3):
+        sizes.append((math.ceil(sizes[-1][0] / 2), math.ceil(sizes[-1][1] / 2)))
+    return sizes
+
+
+@pytest.mark.parametrize('design', sorted(DESIGNS))
+@pytest.mark.parametrize('size', [(64, 64), (200, 264), (37, 53)])
+def test_stage_shapes_and_strides(design, size):
+    model = VMamba(DESIGNS[design]).eval()
+    with torch.no_grad():
+        outs = model(torch.randn(2, 3, *size))
+    assert len(outs) == 4
+    for i, (out, hw) in enumerate(zip(outs, expected_sizes(*size, design == 'vanilla'))):
+        assert out.shape == (2, 16 * 2**i, *hw)
+        assert out.is_contiguous()
+    if size == (64, 64):
+        assert [64 // out.shape[-1] for out in outs] == [4, 8, 16, 32]
+
+
+def test_out_indices_select_stages_and_own_norms():
+    model = VMamba(V2, out_indices=(1, -1)).eval()
+    outs = model(torch.randn(1, 3, 64, 64))
+    assert [o.shape[1] for o in outs] == [32, 128]
+    assert hasattr(model, 'outnorm1') and hasattr(model, 'outnorm3')
+    assert not hasattr(model, 'outnorm0') and not hasattr(model, 'outnorm2')
+    with pytest.raises(ValueError, match='out_indices'):
+        VMamba(V2, out_indices=(4, ))
+
+
+@pytest.mark.parametrize('design', sorted(DESIGNS))
+def test_outputs_are_the_normalised_stage_features(design):
+    """Each output is its stage's features, before downsampling, through outnorm{i}."""
+    model = VMamba(DESIGNS[design], out_indices=(0, 2)).eval()
+    images = torch.randn(1, 3, 48, 40)
+    with torch.no_grad():
+        for i in (0, 2):
+            getattr(model, f'outnorm{i}').weight.normal_()
+        x = model.patch_embed(images)
+        expected = []
+        for i, stage in enumerate(model.stages):
+            for block in stage.blocks:
+                x = block(x)
+            if i in (0, 2):
+                norm = getattr(model, f'outnorm{i}')
+                channels_last = x if design == 'vanilla' else x.permute(0, 2, 3, 1)
+                normed = nn.functional.layer_norm(channels_last, norm.normalized_shape, norm.weight, norm.bias)
+                expected.append(normed.permute(0, 3, 1, 2))
+            if stage.downsample is not None:
+                x = stage.downsample(x)
+        outs = model(images)
+    assert len(outs) == 2
+    for out, reference in zip(outs, expected):
+        torch.testing.assert_close(out, reference)
+
+
+def test_layernorm2d_normalises_channels():
+    norm = LayerNorm2d(8)
+    with torch.no_grad():
+        norm.weight.normal_()
+        norm.bias.normal_()
+    x = torch.randn(2, 8, 5, 3)
+    expected = nn.functional.layer_norm(x.permute(0, 2, 3, 1), (8, ), norm.weight, norm.bias).permute(0, 3, 1, 2)
+    torch.testing.assert_close(norm(x), expected)
+
+
+def test_unknown_arch_lists_the_valid_names():
+    with pytest.raises(ValueError) as error:
+        VMamba('huge')
+    for name in VMamba.arch_zoo:
+        assert name in str(error.value)
+
+
+@pytest.mark.parametrize('arch, words', [
+    (dict(dims=16, depths=(1, 1)), ['ssm_ratio', 'd_state']),
+    (dict(V2, mlp_ratio=4.0), ['mlp_ratio']),
+])
+def test_bad_arch_dict_names_the_keys(arch, words):
+    with pytest.raises(ValueError) as error:
+        VMamba(arch)
+    for word in words:
+        assert word in str(error.value)
+
+
+@pytest.mark.parametrize('shape', [(3, 32, 32), (1, 4, 32, 32), (1, 3, 32, 32, 1)])
+def test_bad_input_shape_is_reported(shape):
+    with pytest.raises(ValueError, match=re_escape_shape(shape)):
+        VMamba(V2)(torch.randn(*shape))
+
+
+def re_escape_shape(shape):
+    return str(tuple(shape)).replace('(', r'\(').replace(')', r'\)')
+
+
+def test_drop_path_rises_linearly_over_all_blocks():
+    model = VMamba(dict(V2, drop_path_rate=0.3))
+    rates = [getattr(block.drop_path, 'p', 0.0) for stage in model.stages for block in stage.blocks]
+    torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.3, 5))
+    assert VMamba('tiny', drop_path_rate=0.0).stages[3].blocks[1].drop_path.__class__ is nn.Identity
+    with torch.device('meta'):
+        assert VMamba('base').stages[3].blocks[1].drop_path.p == pytest.approx(0.6)
+
+
+def test_official_initialisation():
+    torch.manual_seed(0)
+    ssm = SS2D(embed_dims=96, ssm_ratio=2.0, d_state=16)
+    inner, rank = 192, 6
+    assert ssm.x_proj_weight.shape == (4, rank + 32, inner)
+    assert ssm.x_proj_weight.abs().max() <= inner**-0.5
+    assert ssm.x_proj_weight.abs().max() > 0.9 * inner**-0.5  # uniform, not a narrower law
+    assert ssm.dt_proj_weight.abs().max() <= rank**-0.5
+    dt = nn.functional.softplus(ssm.dt_proj_bias)
+    assert dt.min() >= 1e-3 * 0.999 and dt.max() <= 0.1 * 1.001
+    assert dt.log().std() > 0.5 * (math.log(100) / math.sqrt(12))  # log-uniform spread over [1e-3, 0.1]
+    torch.testing.assert_close(ssm.A_log, torch.arange(1, 17.).log().expand(4 * inner, 16))
+    torch.testing.assert_close(ssm.skip, torch.ones(4 * inner))
+
+    model = VMamba('tiny')
+    linear_weights = torch.cat([m.weight.flatten() for m in model.modules() if isinstance(m, nn.Linear)])
+    assert abs(linear_weights.std().item() - 0.02) < 1e-3
+    assert linear_weights.abs().max() <= 2.0
+    assert all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
+
+
+def test_frozen_stages_stop_gradients_and_stay_in_eval():
+    model = VMamba(V2, frozen_stages=2)
+    model.train()
+    frozen = [model.patch_embed, model.stages[0], model.stages[1], model.outnorm0, model.outnorm1]
+    trainable = [model.stages[2], model.stages[3], model.outnorm2, model.outnorm3]
+    for module in frozen:
+        assert all(not p.requires_grad for p in module.parameters())
+        assert all(not m.training for m in module.modules())
+    for module in trainable:
+        assert all(p.requires_grad for p in module.parameters())
+        assert all(m.training for m in module.modules())
+    sum(o.sum() for o in model(torch.randn(1, 3, 32, 32))).backward()
+    assert model.stages[0].blocks[0].ssm.A_log.grad is None
+    assert model.stages[2].blocks[0].ssm.A_log.grad is not None
+
+
+def test_norm_eval_keeps_norms_in_eval():
+    model = VMamba(V2, norm_eval=True).train()
+    norms = [m for m in model.modules() if isinstance(m, nn.LayerNorm)]
+    assert norms and all(not m.training for m in norms)
+    assert model.stages[0].blocks[0].ssm.training
+
+
+@pytest.mark.parametrize('design', sorted(DESIGNS))
+def test_with_cp_gives_the_same_outputs_and_gradients(design):
+    torch.manual_seed(0)
+    plain = VMamba(DESIGNS[design])
+    checkpointed = VMamba(DESIGNS[design], with_cp=True)
+    checkpointed.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 40, 48)
+    results = []
+    for model in (plain, checkpointed):
+        outs = model(x)
+        sum((o * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+        results.append((outs, {n: p.grad for n, p in model.named_parameters()}))
+    (outs_a, grads_a), (outs_b, grads_b) = results
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(a, b)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=name)
+
+
+def test_with_cp_checkpoints_every_block(monkeypatch):
+    calls = []
+    original = torch.utils.checkpoint.checkpoint
+
+    def recording(function, *args, **kwargs):
+        calls.append(function)
+        return original(function, *args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.checkpoint, 'checkpoint', recording)
+    model = VMamba(V2, with_cp=True)
+    model(torch.randn(1, 3, 32, 32)).__getitem__(0).sum().backward()
+    assert calls == [block for stage in model.stages for block in stage.blocks]
+
+
+def test_kernel_backend_reaches_the_ss2d_op(monkeypatch):
+    seen = []
+    original = kernels.ss2d
+
+    def recording(*args, backend=None, **kwargs):
+        seen.append(backend)
+        return original(*args, backend=backend, **kwargs)
+
+    monkeypatch.setattr(kernels, 'ss2d', recording)
+    VMamba(V2, kernel_backend='torch')(torch.randn(1, 3, 32, 32))
+    assert seen == ['torch'] * 5
+    seen.clear()
+    VMamba(V2)(torch.randn(1, 3, 32, 32))
+    assert seen == [None] * 5
+
+
+@pytest.mark.parametrize('design', sorted(DESIGNS))
+def test_gradients_reach_every_parameter(design):
+    model = VMamba(DESIGNS[design], out_indices=(0, 1, 2, 3))
+    sum(o.pow(2).mean() for o in model(torch.randn(2, 3, 64, 64))).backward()  # L > 1 in every stage
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing
