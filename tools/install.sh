@@ -41,32 +41,29 @@ fi
 log "torch, torchvision, build tools"
 pip install -r requirements/torch.txt
 
-mmcv_ops_ok() { "$py" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" 2>/dev/null; }
-if ! mmcv_ops_ok; then
-  torch_tag=$("$py" -c "import torch; print(torch.__version__.replace('+', '_'))")
-  wheel_dir="$cache/mmcv-2.1.0-torch$torch_tag"
-  if ! ls "$wheel_dir"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
-    log "building mmcv 2.1.0 with ops against torch $torch_tag (about 10 minutes on 2 cores)"
-    work=$(mktemp -d)
-    trap 'rm -rf "$work"' EXIT
-    pip download --no-deps --no-binary :all: --no-build-isolation mmcv==2.1.0 -d "$work"
-    tar -xzf "$work"/mmcv-2.1.0.tar.gz -C "$work"
-    if "$py" -c "import torch, sys; sys.exit(tuple(map(int, torch.__version__.split('.')[:2])) < (2, 14))"; then
-      sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-2.1.0/setup.py"
-    fi
-    mkdir -p "$wheel_dir"
-    (cd "$work/mmcv-2.1.0" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
-      "$py" -m pip --disable-pip-version-check -q wheel --no-build-isolation --no-deps . -w "$wheel_dir")
+torch_tag=$("$py" -c "import torch; print(torch.__version__.replace('+', '_'))")
+wheel_dir="$cache/mmcv-2.1.0-torch$torch_tag"
+if ! ls "$wheel_dir"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
+  log "building mmcv 2.1.0 with ops against torch $torch_tag (about 10 minutes on 2 cores)"
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  pip download --no-deps --no-binary :all: --no-build-isolation mmcv==2.1.0 -d "$work"
+  tar -xzf "$work"/mmcv-2.1.0.tar.gz -C "$work"
+  if "$py" -c "import torch, sys; sys.exit(tuple(map(int, torch.__version__.split('.')[:2])) < (2, 14))"; then
+    sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-2.1.0/setup.py"
   fi
-  pip install --no-deps "$wheel_dir"/mmcv-2.1.0-*.whl
-  mmcv_ops_ok || { echo "[install] mmcv built but mmcv.ops does not import" >&2; exit 1; }
+  mkdir -p "$wheel_dir"
+  (cd "$work/mmcv-2.1.0" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+    "$py" -m pip --disable-pip-version-check -q wheel --no-build-isolation --no-deps . -w "$wheel_dir")
 fi
 
-log "OpenMMLab stack and test tools"
-pip install -r requirements/runtime.txt -r requirements/tests.txt
+log "mmcv and the OpenMMLab stack, test tools"
+pip install "$(ls "$wheel_dir"/mmcv-2.1.0-*.whl | head -n 1)" -r requirements/runtime.txt -r requirements/tests.txt
+"$py" -c "import mmcv.ops" || { echo "[install] mmcv 2.1.0 is installed but mmcv.ops does not import" >&2; exit 1; }
+
 log "vmamba_mm (editable)"
 pip install --no-deps --no-build-isolation -e .
 
-"$py" -c "import vmamba_mm" 
+"$py" -c "import vmamba_mm"
 echo "$want" > "$stamp"
 log "done: source $venv/bin/activate"

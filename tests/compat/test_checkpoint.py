@@ -36,13 +36,15 @@ class LineDataset(torch.utils.data.Dataset):
 
 
 def _runner(work_dir, max_epochs, resume):
+    torch.manual_seed(0)  # the model is built before the Runner seeds anything
     return Runner(
         model=TinyRegressor(),
         work_dir=str(work_dir),
         train_dataloader=dict(dataset=LineDataset(), sampler=dict(type='DefaultSampler', shuffle=False),
                               batch_size=4, num_workers=0, collate_fn=dict(type='default_collate')),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.1, momentum=0.9)),
-        param_scheduler=dict(type='MultiStepLR', milestones=[2], gamma=0.1),
+        # end fixed, so the 1-epoch run saves the 3-epoch schedule it was cut out of
+        param_scheduler=dict(type='MultiStepLR', milestones=[2], gamma=0.1, end=3),
         train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(checkpoint=dict(type='CheckpointHook', interval=1)),
         resume=resume,

@@ -1,13 +1,15 @@
 """Let mmengine 0.10.7 load its own checkpoints under torch >= 2.6, without trusting arbitrary pickles.
 
 torch 2.6 made `torch.load(..., weights_only=True)` the default. mmengine 0.10.7 calls `torch.load`
-without the argument, so `resume=True` fails on the message hub's `HistoryBuffer` and on numpy arrays,
-scalars and dtypes in a checkpoint's meta. Instead of switching weights_only off, vmamba_mm's entry
+without the argument, so `resume=True` fails on the message hub's `HistoryBuffer` (and the
+`getattr` it pickles its statistics methods with) and on numpy arrays, scalars and dtypes in a
+checkpoint's meta. Instead of switching weights_only off, vmamba_mm's entry
 points run inside `trusted_checkpoint_globals()`, which allow-lists exactly the types mmengine writes,
 for the duration of the `with` block only.
 """
 import contextlib
 import functools
+import pickle
 
 import numpy as np
 import torch
@@ -25,12 +27,22 @@ def _numpy_globals():
     return tuple(entries)
 
 
+def _history_buffer_statistic(owner, name):
+    """Stands in for `getattr` while unpickling: HistoryBuffer pickles its statistics methods as
+    `getattr(HistoryBuffer, 'mean')`. Allowing the real `getattr` would let a file reach anything, so
+    only that lookup is served."""
+    from mmengine.logging import HistoryBuffer
+    if owner is not HistoryBuffer or name not in HistoryBuffer._statistics_methods:
+        raise pickle.UnpicklingError(f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint')
+    return getattr(owner, name)
+
+
 def _mmengine_globals():
     try:
         from mmengine.logging import HistoryBuffer
     except ImportError:
         return ()
-    return (HistoryBuffer, )
+    return (HistoryBuffer, (_history_buffer_statistic, 'builtins.getattr'))
 
 
 def checkpoint_safe_globals():
