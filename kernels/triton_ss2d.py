@@ -28,13 +28,22 @@ import torch
 import triton
 import triton.language as tl
 
-# Largest block of channels per program; tests lower it to exercise several blocks on tiny shapes.
-MAX_BLOCK_D = 32
+# Launch tunables (benchmark_ss2d.py --sweep times alternatives). Each thread owns one channel and all CHUNK
+# positions of it (see the kernels' layout note), so a program has 32 * NUM_WARPS channels (at least 16, as
+# tl.dot needs; CHUNK >= 16 likewise).
+CHUNK = 16
+NUM_WARPS = 1
+# fp32-accurate tensor-core products (three tf32 passes) for the low-rank Δ projection and its gradients.
+DOT_PRECISION = 'tf32x3'
+# Strides are never specialized: a stride of 1 would let Triton vectorize loads along channels and spread the
+# chunk's positions over lanes, turning the in-thread sequential scan into shuffles and shared memory.
+_FWD_STRIDES = ['s_xb', 's_xl', 's_xd', 's_db', 's_dl', 's_dk', 's_dc', 's_ob', 's_ol', 's_od']
+_BWD_STRIDES = ['s_xb', 's_xl', 's_xd', 's_yb', 's_yl', 's_yd', 's_db', 's_dl', 's_dk', 's_dc']
 
 
 def chunk_size(seq_len):
     """Positions per chunk of the scan; forward and backward must agree on it."""
-    return 16 if seq_len <= 128 else 64
+    return CHUNK
 
 
 @triton.jit
@@ -73,31 +82,25 @@ def _positions(chunk, direction, height, width, seq_len, BLOCK_T: tl.constexpr):
     return pos, valid
 
 
-@triton.jit
-def _delta_pre_activation(xdbl_row, s_dc, wdt_ptr, bias, chan, chan_mask, valid,
-                          R: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr):
-    z = tl.zeros((BLOCK_T, BLOCK_D), tl.float32) + bias[None, :]
-    for r in tl.static_range(R):
-        dt_r = tl.load(xdbl_row + r * s_dc, mask=valid, other=0.0)
-        w_r = tl.load(wdt_ptr + chan * R + r, mask=chan_mask, other=0.0)
-        z += dt_r[:, None] * w_r[None, :]
-    return z
-
-
-@triton.jit
+@triton.jit(do_not_specialize=_FWD_STRIDES)
 def _ss2d_fwd_kernel(
     x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr,
     height, width, seq_len, dim, n_chunks,
     s_xb, s_xl, s_xd, s_db, s_dl, s_dk, s_dc, s_ob, s_ol, s_od,
-    R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
+    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
+    # Layout: a (BLOCK_T, BLOCK_D) tile puts channels on lanes and the chunk's positions in each thread's
+    # registers, so the scans along positions run sequentially inside threads.
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
     direction = pid % 4
     chan = (pid // 4) * BLOCK_D + tl.arange(0, BLOCK_D)
     chan_mask = chan < dim
     kchan = direction * dim + chan  # row of the (4*D, ...) parameters
-    wdt_k = wdt_ptr + direction * dim * R
+    r_idx = tl.arange(0, BLOCK_R)
+    wdt_t = tl.load(wdt_ptr + kchan[None, :] * R + r_idx[:, None], mask=(r_idx[:, None] < R) & chan_mask[None, :],
+                    other=0.0)  # W_dt[k]^T, (BLOCK_R, BLOCK_D)
     bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
     dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
     n_idx = tl.arange(0, BLOCK_N)
@@ -112,8 +115,8 @@ def _ss2d_fwd_kernel(
         u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
                     other=0.0).to(tl.float32)
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
-        z = _delta_pre_activation(xdbl_row, s_dc, wdt_k, bias, chan, chan_mask, valid, R, BLOCK_T, BLOCK_D)
-        delta, _ = _softplus_and_sigmoid(z)
+        dt = tl.load(xdbl_row[:, None] + r_idx[None, :] * s_dc, mask=valid[:, None] & (r_idx[None, :] < R), other=0.0)
+        delta, _ = _softplus_and_sigmoid(tl.dot(dt, wdt_t, input_precision=DOT_PRECISION) + bias[None, :])
         delta_u = delta * u
         y = dskip[None, :] * u
         for n in tl.static_range(N):
@@ -128,36 +131,40 @@ def _ss2d_fwd_kernel(
             y += h * c_n[:, None]
             h_end = tl.sum(tl.where(tl.arange(0, BLOCK_T)[:, None] == BLOCK_T - 1, h, 0.0), 0)
             state = tl.where(n_idx[:, None] == n, h_end[None, :], state)
-        tl.atomic_add(out_ptr + batch * s_ob + pos[:, None] * s_ol + chan[None, :] * s_od, y, mask=mask)
+        tl.atomic_add(out_ptr + batch * s_ob + pos[:, None] * s_ol + chan[None, :] * s_od, y, mask=mask,
+                      sem='relaxed')
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_BWD_STRIDES)
 def _ss2d_bwd_kernel(
     x_ptr, dy_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
     dx_ptr, dxdbl_ptr, dwdt_ptr, dbias_ptr, da_ptr, ddskip_ptr,
     height, width, seq_len, dim, n_chunks,
     s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
     R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
+    # Same layout as the forward: positions of a chunk inside each thread, channels on lanes.
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
     direction = pid % 4
     chan = (pid // 4) * BLOCK_D + tl.arange(0, BLOCK_D)
     chan_mask = chan < dim
     kchan = direction * dim + chan
-    wdt_k = wdt_ptr + direction * dim * R
-    bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
-    dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
     n_idx = tl.arange(0, BLOCK_N)
     r_idx = tl.arange(0, BLOCK_R)
+    wdt_mask = chan_mask[:, None] & (r_idx[None, :] < R)
+    wdt = tl.load(wdt_ptr + kchan[:, None] * R + r_idx[None, :], mask=wdt_mask, other=0.0)  # (BLOCK_D, BLOCK_R)
+    wdt_t = tl.trans(wdt)
+    bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
+    dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
     rows = tl.arange(0, BLOCK_T)
     state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
     state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
 
     carry = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)  # a_{next} q_{next} flowing in from the later chunk
     grad_a = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
-    grad_wdt = tl.zeros((BLOCK_R, BLOCK_D), tl.float32)
+    grad_wdt = tl.zeros((BLOCK_D, BLOCK_R), tl.float32)
     grad_bias = tl.zeros((BLOCK_D, ), tl.float32)
     grad_dskip = tl.zeros((BLOCK_D, ), tl.float32)
 
@@ -171,8 +178,9 @@ def _ss2d_bwd_kernel(
                      other=0.0).to(tl.float32)
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dxdbl_row = dxdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
-        z = _delta_pre_activation(xdbl_row, s_dc, wdt_k, bias, chan, chan_mask, valid, R, BLOCK_T, BLOCK_D)
-        delta, sig = _softplus_and_sigmoid(z)
+        dt_mask = valid[:, None] & (r_idx[None, :] < R)
+        dt = tl.load(xdbl_row[:, None] + r_idx[None, :] * s_dc, mask=dt_mask, other=0.0)
+        delta, sig = _softplus_and_sigmoid(tl.dot(dt, wdt_t, input_precision=DOT_PRECISION) + bias[None, :])
         delta_u = delta * u
         start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
         grad_u = dy * dskip[None, :]
@@ -200,22 +208,20 @@ def _ss2d_bwd_kernel(
             grad_a = tl.where(n_idx[:, None] == n, grad_a + tl.sum(q_prev * delta, 0)[None, :], grad_a)
             q_delta = q * delta
             grad_u += q_delta * b_n[:, None]
-            tl.atomic_add(dxdbl_row + (R + n) * s_dc, tl.sum(q_delta * u, 1), mask=valid)
-            tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid)
+            tl.atomic_add(dxdbl_row + (R + n) * s_dc, tl.sum(q_delta * u, 1), mask=valid, sem='relaxed')
+            tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid, sem='relaxed')
         grad_z = tl.where(mask, grad_delta * sig, 0.0)
         grad_bias += tl.sum(grad_z, 0)
-        for r in tl.static_range(R):
-            dt_r = tl.load(xdbl_row + r * s_dc, mask=valid, other=0.0)
-            w_r = tl.load(wdt_k + chan * R + r, mask=chan_mask, other=0.0)
-            tl.atomic_add(dxdbl_row + r * s_dc, tl.sum(grad_z * w_r[None, :], 1), mask=valid)
-            grad_wdt = tl.where(r_idx[:, None] == r, grad_wdt + tl.sum(grad_z * dt_r[:, None], 0)[None, :], grad_wdt)
-        tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask)
+        tl.atomic_add(dxdbl_row[:, None] + r_idx[None, :] * s_dc,
+                      tl.dot(grad_z, wdt, input_precision=DOT_PRECISION), mask=dt_mask, sem='relaxed')
+        grad_wdt += tl.dot(tl.trans(grad_z), dt, input_precision=DOT_PRECISION)
+        tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask,
+                      sem='relaxed')
 
-    tl.atomic_add(da_ptr + kchan[None, :] * N + n_idx[:, None], grad_a, mask=state_mask)
-    tl.atomic_add(dwdt_ptr + kchan[None, :] * R + r_idx[:, None], grad_wdt,
-                  mask=(r_idx[:, None] < R) & chan_mask[None, :])
-    tl.atomic_add(dbias_ptr + kchan, grad_bias, mask=chan_mask)
-    tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask)
+    tl.atomic_add(da_ptr + kchan[None, :] * N + n_idx[:, None], grad_a, mask=state_mask, sem='relaxed')
+    tl.atomic_add(dwdt_ptr + kchan[:, None] * R + r_idx[None, :], grad_wdt, mask=wdt_mask, sem='relaxed')
+    tl.atomic_add(dbias_ptr + kchan, grad_bias, mask=chan_mask, sem='relaxed')
+    tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask, sem='relaxed')
 
 
 def _flat(t, channels_last):
@@ -250,9 +256,13 @@ def _project(x, x_proj_weight, channels_last):
 
 def _launch_shape(batch, dim, seq_len):
     """grid, channels per program, positions per chunk, chunks per direction."""
-    block_d = min(MAX_BLOCK_D, triton.next_power_of_2(dim))
+    block_d = min(32 * NUM_WARPS, max(16, triton.next_power_of_2(dim)))
     block_t = chunk_size(seq_len)
     return (4 * triton.cdiv(dim, block_d), batch), block_d, block_t, triton.cdiv(seq_len, block_t)
+
+
+def _block_rank(rank):
+    return max(16, triton.next_power_of_2(rank))  # tl.dot's smallest operand side
 
 
 def _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
@@ -285,8 +295,8 @@ def ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last
         x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
         D.float().contiguous(), out, states,
         height, width, seq_len, dim, n_chunks, *x_strides, *d_strides, *o_strides,
-        R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=block_d,
-        num_warps=4)
+        R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
+        BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS)
     y = out if out_fp32 else out.to(x.dtype)
     return y, (xdbl, states)
 
@@ -312,8 +322,8 @@ def ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chann
         A.float().contiguous(), D.float().contiguous(), states,
         grad_x, grad_xdbl, grad_wdt, grad_bias, grad_a, grad_dskip,
         height, width, seq_len, dim, n_chunks, *x_strides, *y_strides, *d_strides,
-        R=rank, BLOCK_R=triton.next_power_of_2(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state),
-        BLOCK_T=block_t, BLOCK_D=block_d, num_warps=4)
+        R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state),
+        BLOCK_T=block_t, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS)
     # x_dbl = W_x x per position: its gradient flows to x and W_x through two small GEMMs.
     cols = x_proj_weight.shape[1]
     weight = x_proj_weight.reshape(4 * cols, dim).to(x.dtype)

@@ -69,10 +69,10 @@ def run_fused(x, params, channels_last, grad_y, out_fp32=True):
     return y, dict(zip(GRAD_NAMES, grads))
 
 
-def run_oracle(x, params, channels_last, grad_y):
+def run_oracle(x, params, channels_last, grad_y, reference=oracle):
     leaves = {'x': x.detach().double().requires_grad_()}
     leaves.update({k: v.detach().double().requires_grad_() for k, v in params.items()})
-    y = oracle(*(leaves[name] for name in GRAD_NAMES), channels_last)
+    y = reference(*(leaves[name] for name in GRAD_NAMES), channels_last)
     y.backward(grad_y.double())
     return y.detach(), {name: leaf.grad for name, leaf in leaves.items()}
 
@@ -93,12 +93,12 @@ def assert_close_in_norm(name, actual, expected, rtol):
 
 
 def check_against_oracle(batch, dim, height, width, d_state, rank, channels_last, dtype=torch.float32,
-                         tolerances=FP32_TOL):
+                         tolerances=FP32_TOL, reference=oracle):
     """tolerances: per output either (rtol, atol) elementwise or a single norm-relative bound."""
     x, params = make_inputs(batch, dim, height, width, d_state, rank, channels_last, dtype)
     grad_y = torch.randn(x.shape, device=DEVICE)
     y, grads = run_fused(x, params, channels_last, grad_y)
-    y_ref, grads_ref = run_oracle(x, params, channels_last, grad_y)
+    y_ref, grads_ref = run_oracle(x, params, channels_last, grad_y, reference)
     assert y.dtype == torch.float32
     for name, actual, expected in [('y', y, y_ref)] + [(name, grads[name], grads_ref[name]) for name in GRAD_NAMES]:
         if name != 'y':
@@ -114,7 +114,7 @@ SMALL_CASES = [
     (1, 3, 1, 5, 1, 2, True),
     (2, 5, 3, 4, 4, 3, False),
     (1, 8, 7, 7, 1, 1, True),
-    (2, 6, 5, 9, 4, 2, False),
+    (1, 6, 5, 9, 4, 2, False),
 ]
 
 
@@ -124,10 +124,11 @@ def test_matches_float64_oracle(case):
     check_against_oracle(*case)
 
 
-def test_several_channel_blocks(monkeypatch):
-    # 6 channels in blocks of 4: the second block is partly masked, and dB/dC/ddt add up across blocks.
-    monkeypatch.setattr(triton_ss2d, 'MAX_BLOCK_D', 4)
-    check_against_oracle(1, 6, 4, 5, 2, 2, channels_last=True)
+def test_several_channel_blocks():
+    # 40 channels in blocks of 32 (one warp): the second block is partly masked, and dB/dC/ddt add up across
+    # blocks.
+    assert 32 * triton_ss2d.NUM_WARPS < 40
+    check_against_oracle(1, 40, 3, 6, 1, 3, channels_last=True)
 
 
 def test_half_precision_input_and_output():
@@ -154,8 +155,14 @@ def test_rejects_mismatched_weights():
 @pytest.mark.parametrize('dim,size', [(96, 56), (192, 28), (384, 14), (768, 7)])
 @pytest.mark.parametrize('dtype', [torch.float32, torch.bfloat16])
 def test_vmamba_tiny_stage_shapes(dim, size, dtype):
+    """Against the torch backend in float64 (the per-step oracle is too slow at L = 3136)."""
+    import kernels
+
+    def torch_reference(*args):
+        return kernels.ss2d(*args, backend='torch')
+
     rank = -(-dim // 16)
     # bf16 inputs: bf16 projections round each term, so long sums are compared in norm.
     tolerances = FP32_TOL if dtype == torch.float32 else dict.fromkeys(FP32_TOL, 2e-2)
-    check_against_oracle(2, dim, size, size, 1, rank, channels_last=True, dtype=dtype, tolerances=tolerances)
-    check_against_oracle(1, dim, size, size, 1, rank, channels_last=False, dtype=dtype, tolerances=tolerances)
+    for channels_last in (True, False):
+        check_against_oracle(2, dim, size, size, 1, rank, channels_last, dtype, tolerances, torch_reference)
