@@ -87,3 +87,34 @@ def test_allow_list_is_scoped(tmp_path):
     assert checkpoint['meta']['epoch'] == 1
     with pytest.raises(pickle.UnpicklingError):
         torch.load(tmp_path / 'epoch_1.pth')
+
+
+def test_only_history_buffer_methods_are_served(tmp_path):
+    import subprocess
+    import sys
+    _runner(tmp_path, max_epochs=1, resume=False).train()
+    # A fresh process has created no HistoryBuffer yet, as when test.py loads a training checkpoint.
+    code = ('import torch, sys; from vmamba_mm.compat import trusted_checkpoint_globals\n'
+            'with trusted_checkpoint_globals():\n'
+            '    print(torch.load(sys.argv[1])["meta"]["epoch"])\n')
+    result = subprocess.run([sys.executable, '-c', code, str(tmp_path / 'epoch_1.pth')],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == '1'
+
+
+@pytest.mark.parametrize('owner_name, name', [('HistoryBuffer', '__init__'), ('HistoryBuffer', '__class__'),
+                                              ('ndarray', 'tofile')])
+def test_other_getattr_lookups_are_refused(tmp_path, owner_name, name):
+    import builtins
+    from mmengine.logging import HistoryBuffer
+
+    class Lookup:
+        owner = {'HistoryBuffer': HistoryBuffer, 'ndarray': np.ndarray}[owner_name]
+
+        def __reduce__(self):
+            return builtins.getattr, (self.owner, name)
+
+    torch.save({'payload': Lookup()}, tmp_path / 'crafted.pth')
+    with trusted_checkpoint_globals(), pytest.raises(pickle.UnpicklingError, match='refusing getattr'):
+        torch.load(tmp_path / 'crafted.pth')

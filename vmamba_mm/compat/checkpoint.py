@@ -30,9 +30,10 @@ def _numpy_globals():
 def _history_buffer_statistic(owner, name):
     """Stands in for `getattr` while unpickling: HistoryBuffer pickles its statistics methods as
     `getattr(HistoryBuffer, 'mean')`. Allowing the real `getattr` would let a file reach anything, so
-    only that lookup is served."""
+    only public methods defined on HistoryBuffer itself are served."""
     from mmengine.logging import HistoryBuffer
-    if owner is not HistoryBuffer or name not in HistoryBuffer._statistics_methods:
+    method = vars(HistoryBuffer).get(name) if owner is HistoryBuffer and not name.startswith('_') else None
+    if not callable(method):
         raise pickle.UnpicklingError(f'refusing getattr({owner!r}, {name!r}) while loading a checkpoint')
     return getattr(owner, name)
 
