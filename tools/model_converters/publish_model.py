@@ -10,6 +10,7 @@ file's own bytes decide the suffix: ``sha256sum OUT-xxxxxxxx.pth`` starts with `
 """
 import argparse
 import hashlib
+import io
 import os
 import os.path as osp
 import sys
@@ -29,29 +30,24 @@ def strip_training_state(checkpoint: dict) -> dict:
     return {key: value for key, value in checkpoint.items() if key not in TRAINING_STATE}
 
 
-def sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, 'rb') as file:
-        for block in iter(lambda: file.read(1 << 20), b''):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def publish(source: str, target: str) -> str:
     """Write the stripped checkpoint as ``<target stem>-<sha256[:8]>.pth``; returns that path.
 
-    The file is written under a temporary name first, so no existing file is touched unless it
-    has the very same content (and therefore name).
+    The bytes are serialised in memory (a file's name would otherwise end up inside torch's zip
+    archive), so the same checkpoint always gets the same name; they reach the final name through
+    a temporary file, so no existing file is touched unless it has the very same content.
     """
     stem = target[:-len('.pth')] if target.endswith('.pth') else target
-    checkpoint = strip_training_state(read_checkpoint(source))
-    folder = osp.dirname(osp.abspath(stem))
+    buffer = io.BytesIO()
+    torch.save(strip_training_state(read_checkpoint(source)), buffer)
+    content = buffer.getvalue()
+    published = f'{stem}-{hashlib.sha256(content).hexdigest()[:8]}.pth'
+    folder = osp.dirname(osp.abspath(published))
     os.makedirs(folder, exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f'.{osp.basename(stem)}.', suffix='.pth', dir=folder)
-    os.close(handle)
     try:
-        torch.save(checkpoint, staging)
-        published = f'{stem}-{sha256_of(staging)[:8]}.pth'
+        with os.fdopen(handle, 'wb') as file:
+            file.write(content)
         os.replace(staging, published)
     except BaseException:
         if osp.exists(staging):
