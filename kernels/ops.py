@@ -131,19 +131,25 @@ _selective_scan.register_autograd(_selective_scan_autograd, setup_context=_selec
 
 
 # ---------------------------------------------------------------- ss2d
-def _ss2d_forward(backend, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
-    fused = _fused_ss2d() if backend == 'triton' else None
-    if fused is not None:
-        y, _ = fused.ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
-        return y
-    return unfused_ss2d.ss2d_forward(_prims(backend), x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
-                                     channels_last, out_fp32)
+# Two seams: ``ss2d`` (torch backend, the unfused triton pipeline, or a fused
+# kernel whose backward re-runs its forward) and ``ss2d_fused``, which also
+# returns the fused kernel's saved tensors (x_dbl, chunk-start states) so the
+# backward does not recompute them. The latter needs the fake implementation to
+# know their shapes, which the kernel module provides as ``ss2d_saved_like``.
+@torch.compiler.assume_constant_result
+def _fused_saves_for_backward() -> bool:
+    fused = _fused_ss2d()
+    return fused is not None and hasattr(fused, 'ss2d_saved_like')
 
 
 @torch.library.custom_op(f'{_NAMESPACE}::ss2d', mutates_args=())
 def _ss2d(x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias: Tensor, A: Tensor, D: Tensor,
           channels_last: bool, out_fp32: bool, backend: str) -> Tensor:
-    return _ss2d_forward(backend, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
+    inputs = (x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
+    fused = _fused_ss2d() if backend == 'triton' else None
+    if fused is None:
+        return unfused_ss2d.ss2d_forward(_prims(backend), *inputs)
+    return fused.ss2d_fwd(*inputs)[0]
 
 
 @_ss2d.register_fake
@@ -155,19 +161,21 @@ def _(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_f
 def _ss2d_backward(grad: Tensor, x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias: Tensor,
                    A: Tensor, D: Tensor, channels_last: bool,
                    backend: str) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    weights = (x_proj_weight, dt_proj_weight, dt_proj_bias, A, D)
+    inputs = (x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last)
     fused = _fused_ss2d() if backend == 'triton' else None
-    if fused is not None:
-        # The op returns only y (its fake cannot know the kernel's saved tensors),
-        # so the fused backward re-runs the forward for them.
-        _, saved = fused.ss2d_fwd(x, *weights, channels_last, True)
-        return tuple(fused.ss2d_bwd(grad, x, *weights, channels_last, saved))
-    return tuple(unfused_ss2d.ss2d_backward(_prims(backend), grad, x, *weights, channels_last))
+    if fused is None:
+        return tuple(unfused_ss2d.ss2d_backward(_prims(backend), grad, *inputs))
+    _, saved = fused.ss2d_fwd(*inputs, True)
+    return tuple(fused.ss2d_bwd(grad, *inputs, saved))
+
+
+def _ss2d_grads_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D):
+    return tuple(torch.empty_like(t) for t in (x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D))
 
 
 @_ss2d_backward.register_fake
 def _(grad, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, backend):
-    return tuple(torch.empty_like(t) for t in (x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D))
+    return _ss2d_grads_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D)
 
 
 def _ss2d_setup(ctx, inputs, output):
@@ -180,6 +188,49 @@ def _ss2d_autograd(ctx, grad):
 
 
 _ss2d.register_autograd(_ss2d_autograd, setup_context=_ss2d_setup)
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::ss2d_fused', mutates_args=())
+def _ss2d_fused(x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias: Tensor, A: Tensor,
+                D: Tensor, channels_last: bool, out_fp32: bool) -> list[Tensor]:
+    """[y, *saved] from the fused kernel."""
+    y, saved = _fused_ss2d().ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
+    return [y, *saved]
+
+
+@_ss2d_fused.register_fake
+def _(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
+    y = x.new_empty(x.shape, dtype=reference.output_dtype(x.dtype, out_fp32))
+    saved = _fused_ss2d().ss2d_saved_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last)
+    return [y, *saved]
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::ss2d_fused_backward', mutates_args=())
+def _ss2d_fused_backward(grad: Tensor, x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor,
+                         dt_proj_bias: Tensor, A: Tensor, D: Tensor, saved: list[Tensor],
+                         channels_last: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    return tuple(_fused_ss2d().ss2d_bwd(grad, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last,
+                                        tuple(saved)))
+
+
+@_ss2d_fused_backward.register_fake
+def _(grad, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, saved, channels_last):
+    return _ss2d_grads_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D)
+
+
+def _ss2d_fused_setup(ctx, inputs, output):
+    *tensors, ctx.channels_last, _ = inputs
+    ctx.num_inputs = len(tensors)
+    ctx.mark_non_differentiable(*output[1:])
+    ctx.save_for_backward(*tensors, *output[1:])
+
+
+def _ss2d_fused_autograd(ctx, grads):
+    inputs, saved = ctx.saved_tensors[:ctx.num_inputs], ctx.saved_tensors[ctx.num_inputs:]
+    return (*_ss2d_fused_backward(grads[0], *inputs, list(saved), ctx.channels_last), None, None)
+
+
+_ss2d_fused.register_autograd(_ss2d_fused_autograd, setup_context=_ss2d_fused_setup)
 
 
 # ---------------------------------------------------------------- public API
@@ -224,5 +275,7 @@ def ss2d(x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias:
     fp32 when ``out_fp32`` else x.dtype.
     """
     checks.check_ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last)
-    return _ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32,
-                 resolve_backend(backend, x.device))
+    backend = resolve_backend(backend, x.device)
+    if backend == 'triton' and _fused_saves_for_backward():
+        return _ss2d_fused(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)[0]
+    return _ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32, backend)
