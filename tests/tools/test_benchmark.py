@@ -1,0 +1,60 @@
+"""The throughput benchmark's logic on tiny models (CPU); real numbers come from GPU runs, not tests."""
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import kernels
+from tool_runner import load_tool
+
+benchmark = load_tool('analysis_tools/benchmark.py')
+
+TINY = "vmamba-{'dims': 8, 'depths': (1, 1, 1, 1), 'ssm_ratio': 1.0, 'd_state': 1}"
+QUICK = ['--batch-size', '2', '--warmup', '1', '--repeats', '2', '--device', 'cpu']
+
+
+def test_every_combination_is_measured_and_written(tmp_path):
+    rows = benchmark.main([
+        '--models', TINY, '--resolutions', '32', '64', '--precisions', 'fp32', 'bf16', '--json',
+        str(tmp_path / 'bench.json'), '--plot', str(tmp_path / 'bench.png'), *QUICK
+    ])
+    combos = {(row['resolution'], row['precision'], row['mode']) for row in rows}
+    assert combos == {(r, p, m) for r in (32, 64) for p in ('fp32', 'bf16') for m in ('inference', 'train')}
+    assert all(row['images_per_s'] > 0 and row['peak_memory_gb'] is None for row in rows)
+
+    written = json.loads((tmp_path / 'bench.json').read_text())
+    assert written['environment']['torch'] and len(written['rows']) == len(rows)
+    image = np.asarray(Image.open(tmp_path / 'bench.png').convert('L'))
+    assert image.shape == (400, 1000) and image.std() > 5
+
+
+def test_training_step_computes_gradients_and_clears_them():
+    model = benchmark.build_model(TINY, kernel_backend=None)
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
+    seen = []
+    model.head.weight.register_hook(lambda grad: seen.append(grad.abs().sum().item()))
+    benchmark.make_step(model, 'train', images, labels, dtype=None)()
+    assert seen and seen[0] > 0
+    assert model.head.weight.grad is None
+
+
+def test_pixel_scaling_is_relative_to_the_smallest_resolution():
+    rows = [dict(model='m', precision='fp32', mode='train', resolution=r, images_per_s=ips)
+            for r, ips in ((224, 1000.0), (448, 250.0), (896, 50.0))]
+    (key, points), = benchmark.scaling(rows).items()
+    assert key == ('m', 'fp32', 'train')
+    assert points == [(224, 1.0), (448, 1.0), (896, pytest.approx(0.8))]
+
+
+def test_requested_backend_that_cannot_run_is_refused():
+    with pytest.raises(kernels.BackendUnavailableError, match='triton'):
+        benchmark.main(['--models', TINY, '--resolutions', '32', '--precisions', 'fp32', '--modes', 'inference',
+                        '--kernel-backend', 'triton', *QUICK])
+    assert kernels.get_backend() == 'torch'  # the global choice is restored
+
+
+def test_unknown_model_is_named():
+    with pytest.raises(ValueError, match="unknown model 'resnet50'"):
+        benchmark.build_model('resnet50', kernel_backend=None)

@@ -1,0 +1,295 @@
+"""Throughput and peak memory of VMamba beside its peers, measured in one run.
+
+    python tools/analysis_tools/benchmark.py --models vmamba-tiny vmamba-small vmamba-base \
+        timm:swin_tiny_patch4_window7_224 timm:convnext_tiny --precisions fp32 fp16 \
+        --modes inference train --batch-size 128 --json bench.json
+
+Models: `vmamba-<arch>` (an `VMamba.arch_zoo` name or a dict literal; the official classifier head), a
+config file (its `model` is built with the config's default scope), `timm:<name>`, or
+`official:<function>` (a model function of the official classification/models/vmamba.py found
+under $VMAMBA_OFFICIAL_SRC, for side-by-side numbers; never part of this project).
+
+Training throughput is forward + cross-entropy + backward without the optimizer step, as the paper's
+"train TP". Times are medians over `--repeats` iterations after `--warmup`, taken with CUDA events on
+GPUs (wall clock on the CPU). The run states GPU, torch, CUDA and precision, and refuses to report a
+VMamba number when its requested kernel backend silently fell back to another.
+"""
+import argparse
+import ast
+import contextlib
+import importlib.util
+import json
+import math
+import os
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+MODES = ('inference', 'train')
+
+
+class VMambaClassifier(nn.Module):
+    """Backbone (last stage, normalized) → global average pool → linear: the official classifier."""
+
+    def __init__(self, arch, num_classes=1000, kernel_backend=None):
+        super().__init__()
+        from vmamba_mm.models import VMamba
+        self.backbone = VMamba(arch=arch, out_indices=(3, ), kernel_backend=kernel_backend)
+        self.head = nn.Linear(self.backbone.dims[-1], num_classes)
+
+    def forward(self, images):
+        features = self.backbone(images)[-1]
+        return self.head(features.mean(dim=(2, 3)))
+
+
+class ConfigClassifier(nn.Module):
+    """A model built from an mm config, called on a batch tensor."""
+
+    def __init__(self, config_path):
+        super().__init__()
+        import vmamba_mm  # noqa: F401  registers VMamba
+        from mmengine.config import Config
+        from mmengine.registry import DefaultScope, init_default_scope
+        cfg = Config.fromfile(config_path)
+        init_default_scope(cfg.get('default_scope', 'mmpretrain'))
+        from mmengine.registry import MODELS
+        with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
+            self.model = MODELS.build(cfg.model)
+
+    def forward(self, images):
+        output = self.model(images, mode='tensor')
+        return output[-1] if isinstance(output, (tuple, list)) else output
+
+
+def build_model(spec, kernel_backend):
+    if spec.startswith('timm:'):
+        import timm
+        return timm.create_model(spec[len('timm:'):], pretrained=False)
+    if spec.startswith('official:'):
+        return _official_model(spec[len('official:'):])
+    if spec.endswith('.py'):
+        return ConfigClassifier(spec)
+    if spec.startswith('vmamba-'):
+        arch = spec[len('vmamba-'):]
+        arch = ast.literal_eval(arch) if arch.startswith('{') else arch  # custom sizes: vmamba-{'dims': 32, ...}
+        return VMambaClassifier(arch, kernel_backend=kernel_backend)
+    raise ValueError(f'unknown model {spec!r}: use vmamba-<arch>, a config .py, timm:<name> or official:<function>')
+
+
+def _official_model(function_name):
+    source = os.environ.get('VMAMBA_OFFICIAL_SRC')
+    if not source:
+        raise ValueError('official:<function> needs VMAMBA_OFFICIAL_SRC pointing at a checkout of the official repo')
+    models_dir = os.path.join(source, 'classification', 'models')
+    sys.path.insert(0, models_dir)
+    spec = importlib.util.spec_from_file_location('official_vmamba', os.path.join(models_dir, 'vmamba.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, function_name)()
+
+
+class Timer:
+    """Per-iteration times in ms: CUDA events on GPUs, wall clock elsewhere."""
+
+    def __init__(self, device):
+        self.cuda = device.type == 'cuda'
+
+    def measure(self, step, warmup, repeats):
+        for _ in range(warmup):
+            step()
+        self._sync()
+        times = []
+        for _ in range(repeats):
+            if self.cuda:
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                step()
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end))
+            else:
+                start = time.perf_counter()
+                step()
+                times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times)
+
+    def _sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+
+def make_step(model, mode, images, labels, dtype):
+    device_type = images.device.type
+    autocast = torch.autocast(device_type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+    if mode == 'inference':
+
+        @torch.inference_mode()
+        def step():
+            with autocast:
+                model(images)
+    else:
+
+        def step():
+            with autocast:
+                loss = F.cross_entropy(model(images).float(), labels)
+            loss.backward()
+            model.zero_grad(set_to_none=True)
+
+    return step
+
+
+def measure(model, mode, precision, batch_size, resolution, device, warmup, repeats):
+    """Images per second and peak memory (bytes; None on CPU) for one configuration."""
+    model.train(mode == 'train')
+    images = torch.randn(batch_size, 3, resolution, resolution, device=device)
+    labels = torch.randint(0, 1000, (batch_size, ), device=device)
+    step = make_step(model, mode, images, labels, PRECISIONS[precision])
+    if device.type == 'cuda':
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    milliseconds = Timer(device).measure(step, warmup, repeats)
+    peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else None
+    return batch_size * 1e3 / milliseconds, peak
+
+
+def environment(device):
+    info = {'torch': torch.__version__, 'cuda': torch.version.cuda, 'device': str(device)}
+    if device.type == 'cuda':
+        info['gpu'] = torch.cuda.get_device_name(device)
+    return info
+
+
+@contextlib.contextmanager
+def fallback_is_an_error(kernel_backend):
+    """Refuse to measure a backend other than the one asked for."""
+    import kernels
+    with warnings.catch_warnings():
+        warnings.filterwarnings('error', message='kernels:.*fall back', category=RuntimeWarning)
+        kernels.set_backend(kernel_backend)
+        try:
+            yield
+        finally:
+            kernels.set_backend(None)
+
+
+def run(args):
+    device = torch.device(args.device)
+    rows = []
+    for spec in args.models:
+        for resolution in args.resolutions:
+            batch_size = args.batch_size if resolution <= args.large_from else args.large_batch_size
+            with fallback_is_an_error(args.kernel_backend):
+                model = build_model(spec, args.kernel_backend).to(device)
+                model = model.to(memory_format=torch.channels_last) if args.channels_last else model
+                compiled = torch.compile(model) if args.compile else model
+                for precision in args.precisions:
+                    for mode in args.modes:
+                        try:
+                            throughput, peak = measure(compiled, mode, precision, batch_size, resolution, device,
+                                                       args.warmup, args.repeats)
+                        except torch.OutOfMemoryError:
+                            throughput, peak = math.nan, math.nan
+                        rows.append(dict(model=spec, resolution=resolution, batch_size=batch_size,
+                                         precision=precision, mode=mode, images_per_s=throughput,
+                                         peak_memory_gb=None if peak is None else peak / 2**30))
+                        print(format_row(rows[-1]), flush=True)
+            del model, compiled
+    return rows
+
+
+def format_row(row):
+    memory = '-' if row['peak_memory_gb'] is None else f"{row['peak_memory_gb']:.2f}"
+    return (f"{row['model']:<40} {row['resolution']:>5} {row['batch_size']:>5} {row['precision']:>5} "
+            f"{row['mode']:>9} {row['images_per_s']:>10.1f} {memory:>8}")
+
+
+def table(rows, env):
+    header = (f"# {env.get('gpu', env['device'])} | torch {env['torch']} | CUDA {env['cuda']}\n"
+              f"{'model':<40} {'res':>5} {'batch':>5} {'prec':>5} {'mode':>9} {'img/s':>10} {'mem GB':>8}")
+    return '\n'.join([header] + [format_row(row) for row in rows])
+
+
+def scaling(rows):
+    """img/s × pixels relative to the smallest resolution: 1.0 means cost linear in pixels."""
+    result = {}
+    for row in rows:
+        key = (row['model'], row['precision'], row['mode'])
+        result.setdefault(key, []).append((row['resolution'], row['images_per_s'] * row['resolution']**2))
+    return {key: [(res, value / points[0][1]) for res, value in sorted(points)]
+            for key, points in result.items() if len(points) > 1}
+
+
+def plot(rows, path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, (speed, memory) = plt.subplots(1, 2, figsize=(10, 4))
+    series = {}
+    for row in rows:
+        series.setdefault((row['model'], row['precision'], row['mode']), []).append(row)
+    for (model, precision, mode), points in series.items():
+        points.sort(key=lambda row: row['resolution'])
+        label = f'{model} {precision} {mode}'
+        speed.plot([p['resolution'] for p in points], [p['images_per_s'] for p in points], marker='o', label=label)
+        if points[0]['peak_memory_gb'] is not None:
+            memory.plot([p['resolution'] for p in points], [p['peak_memory_gb'] for p in points], marker='o',
+                        label=label)
+    speed.set(xlabel='resolution (px)', ylabel='images / s', yscale='log', title='throughput')
+    memory.set(xlabel='resolution (px)', ylabel='peak memory (GB)', title='peak memory')
+    speed.legend(fontsize=6)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--models', nargs='+', default=['vmamba-tiny'])
+    parser.add_argument('--resolutions', nargs='+', type=int, default=[224])
+    parser.add_argument('--batch-size', type=int, default=128)
+    parser.add_argument('--large-batch-size', type=int, default=32, help='batch above --large-from pixels')
+    parser.add_argument('--large-from', type=int, default=512)
+    parser.add_argument('--precisions', nargs='+', choices=sorted(PRECISIONS), default=['fp32', 'fp16'])
+    parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES))
+    parser.add_argument('--kernel-backend', choices=['torch', 'triton'], default=None,
+                        help='force the SS2D backend (default: automatic; a silent fallback is an error)')
+    parser.add_argument('--compile', action='store_true', help='torch.compile each model')
+    parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--warmup', type=int, default=10)
+    parser.add_argument('--repeats', type=int, default=50)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--json', help='write rows and environment here')
+    parser.add_argument('--plot', help='write throughput/memory against resolution as PNG here')
+    args = parser.parse_args(argv)
+    if args.device.startswith('cuda') and not torch.cuda.is_available():
+        parser.error('--device cuda requested but no CUDA device is visible')
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.device.startswith('cuda'):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    env = environment(torch.device(args.device))
+    rows = run(args)
+    print(table(rows, env))
+    for (model, precision, mode), points in scaling(rows).items():
+        print(f'pixel-scaling {model} {precision} {mode}: ' + ', '.join(f'{r}²: {v:.2f}' for r, v in points))
+    if args.json:
+        with open(args.json, 'w') as file:
+            json.dump(dict(environment=env, args=vars(args), rows=rows), file, indent=1)
+    if args.plot:
+        plot(rows, args.plot)
+    return rows
+
+
+if __name__ == '__main__':
+    main()
