@@ -1,9 +1,10 @@
 """A real one-node SLURM cluster on localhost for tests: MUNGE, slurmctld and slurmd started by hand.
 
 Everything the daemons write (configuration, state, spool, logs, pid files, the MUNGE socket) lives in
-one fresh temporary directory, removed at stop, and the ports are free ones picked at start, so the cluster neither needs systemd nor
-touches a SLURM or MUNGE installation already running on the machine. Clients find it through
-`SLURM_CONF` (see `LocalSlurmCluster.env`). Daemons are stopped by the PIDs in their own pid files.
+one fresh temporary directory, removed at stop, and the ports are free ones picked at start: the
+cluster needs no systemd and leaves alone any SLURM or MUNGE already running on the machine. Clients
+find it through `SLURM_CONF` (see `LocalSlurmCluster.env`). Daemons are stopped by the PIDs in their
+own pid files. Root only: slurmd starts job steps as their user, munged runs as user munge.
 
     with LocalSlurmCluster() as cluster:
         subprocess.run(['srun', '-n2', 'hostname'], env=cluster.env(), check=True)
@@ -25,7 +26,7 @@ MUNGE_KEY = Path('/etc/munge/munge.key')
 
 
 class SlurmUnavailable(RuntimeError):
-    """SLURM cannot be installed or started here (not root, no apt-get); tests skip with this reason."""
+    """SLURM cannot be installed or started here (not root, or no apt-get); tests skip with this reason."""
 
 
 def find_tool(name):
@@ -33,11 +34,9 @@ def find_tool(name):
 
 
 def ensure_installed():
-    """Install slurm-wlm and munge through .ci/install_slurm.sh unless they are all present already."""
+    """Install slurm-wlm and munge through .ci/install_slurm.sh unless they are all present already (root only)."""
     if all(find_tool(tool) for tool in REQUIRED_TOOLS) and MUNGE_KEY.is_file():
         return
-    if os.geteuid() != 0:
-        raise SlurmUnavailable('slurm-wlm and munge are not installed, and installing them needs root')
     if shutil.which('apt-get') is None:
         raise SlurmUnavailable('slurm-wlm and munge are not installed, and there is no apt-get to install them')
     result = subprocess.run(['bash', str(INSTALL_SCRIPT)], capture_output=True, text=True)
@@ -61,10 +60,7 @@ def process_alive(pid):
 
 
 class LocalSlurmCluster:
-    """One node (`localhost`, all CPUs of the machine, at least `min_cpus`) in one partition, `debug`.
-
-    Needs root: slurmd launches job steps as the submitting user, and munged runs as user munge.
-    """
+    """One node (`localhost`, all CPUs of the machine, at least `min_cpus`) in one partition, `debug`."""
 
     partition = 'debug'
 
@@ -105,6 +101,8 @@ class LocalSlurmCluster:
         self.stop()
 
     def start(self):
+        if os.geteuid() != 0:
+            raise SlurmUnavailable('not root (the daemons run as root and as user munge; installing them needs root)')
         ensure_installed()
         # Not under pytest's tmp_path, whose parents only root may enter: munged runs as user munge.
         self.directory = Path(tempfile.mkdtemp(prefix='vmamba-mm-slurm-'))
