@@ -12,6 +12,7 @@
 #                where every node must be given the same value)
 #   PYTHON       interpreter (default: python)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
 
 if [ $# -lt 2 ]; then
   echo "usage: $0 NPROC SCRIPT [script args...]" >&2
@@ -20,13 +21,6 @@ fi
 nproc_per_node=$1
 script=$2
 shift 2
-
-require_count() {  # NAME VALUE MIN
-  case $2 in
-    '' | *[!0-9]*) echo "$0: $1 must be an integer >= $3, got '$2'" >&2; exit 2 ;;
-  esac
-  [ "$2" -ge "$3" ] || { echo "$0: $1 must be an integer >= $3, got '$2'" >&2; exit 2; }
-}
 
 python=${PYTHON:-python}
 nnodes=${NNODES:-1}
@@ -48,9 +42,6 @@ else
   # Each single-node job gets its own port, so several jobs can share a machine.
   port=${PORT:-$("$python" -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 fi
-
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
 exec "$python" -m torch.distributed.run \
   --nnodes="$nnodes" \

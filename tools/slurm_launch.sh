@@ -15,6 +15,7 @@
 #   MASTER_PORT    rendezvous port (default 20000 + job id % 20000, so jobs sharing a node differ)
 #   PYTHON         interpreter (default: python)
 set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
 
 if [ $# -lt 3 ]; then
   echo "usage: $0 PARTITION JOB_NAME SCRIPT [script args...]" >&2
@@ -24,13 +25,6 @@ partition=$1
 job_name=$2
 script=$3
 shift 3
-
-require_count() {  # NAME VALUE MIN
-  case $2 in
-    '' | *[!0-9]*) echo "$0: $1 must be an integer >= $3, got '$2'" >&2; exit 2 ;;
-  esac
-  [ "$2" -ge "$3" ] || { echo "$0: $1 must be an integer >= $3, got '$2'" >&2; exit 2; }
-}
 
 gpus=${GPUS:-8}
 require_count GPUS "$gpus" 1
@@ -45,9 +39,6 @@ tasks_per_node=$((gpus < gpus_per_node ? gpus : gpus_per_node))
 gres_option=()
 [ "$gres" = none ] || gres_option=(--gres="$gres")
 read -r -a srun_args <<<"${SRUN_ARGS:-}"
-
-repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export PYTHONPATH="$repo_root${PYTHONPATH:+:$PYTHONPATH}"
 
 # MASTER_PORT is set inside the step because the job id is known only there.
 exec srun \
