@@ -12,7 +12,7 @@ import torch
 import vmamba_mm.registry  # noqa: F401 (registers VMamba in the mm* registries)
 from vmamba_mm import launch
 from vmamba_mm.converters import (IncompatibleCheckpointError, is_official_layout, load_state_dict_strictly,
-                                  official_to_mm)
+                                  official_to_mm, unwrap_state_dict)
 
 
 def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None,
@@ -38,13 +38,10 @@ def load_checkpoint(model: torch.nn.Module, path: str, scope: str) -> None:
     Raises :class:`~vmamba_mm.converters.IncompatibleCheckpointError` naming the keys that do not fit.
     """
     checkpoint = launch.read_checkpoint(path)
-    if 'state_dict' in checkpoint:
-        state_dict = checkpoint['state_dict']
-    elif is_official_layout(checkpoint.get('model', checkpoint)):
+    state_dict = unwrap_state_dict(checkpoint)
+    if is_official_layout(state_dict):
         state_dict = official_to_mm(checkpoint, task=launch.SCOPE_TASKS[scope])
-    elif all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
-        state_dict = checkpoint
-    else:
+    elif not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
         raise IncompatibleCheckpointError(
             f"checkpoint {path} has neither 'state_dict' (mmengine) nor official VMamba weights ('model'); "
             f'top-level keys: {sorted(checkpoint)[:10]}')
