@@ -23,9 +23,9 @@ GLOBAL_BATCH = 32
 JOB_TIMEOUT = 600  # seconds; a hung job fails the test instead of the CI run
 
 
-def run(command, env, **kwargs):
+def run(command, env):
     return subprocess.run([str(part) for part in command], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=JOB_TIMEOUT, **kwargs)
+                          text=True, timeout=JOB_TIMEOUT)
 
 
 def check(result):
@@ -41,11 +41,11 @@ def train(work_dir, processes, env, options):
     return check(run(['bash', 'tools/dist_train.sh', PROBE_CONFIG, processes, *common], env))
 
 
-def batch_losses(work_dir, processes):
-    """Loss of the whole batch at every step: the mean of the ranks' losses (equal shares of the batch)."""
+def rank_losses(work_dir, processes):
+    """(processes, steps) training losses, each of its rank's share of the batch."""
     per_rank = [json.loads((work_dir / f'losses_rank{rank}.json').read_text()) for rank in range(processes)]
     assert len({len(losses) for losses in per_rank}) == 1, 'ranks ran different numbers of steps'
-    return torch.tensor(per_rank, dtype=torch.float64).mean(0)
+    return torch.tensor(per_rank, dtype=torch.float64)
 
 
 @pytest.fixture(scope='module')
@@ -65,9 +65,11 @@ def final_checkpoints(runs):
 
 
 def test_two_processes_follow_the_single_process_loss_curve(runs):
-    single, ddp = batch_losses(runs[1], 1), batch_losses(runs[2], 2)
+    (single,), ddp = rank_losses(runs[1], 1), rank_losses(runs[2], 2)
     assert len(single) == 16  # 256 images / 32 per step x 2 epochs
-    torch.testing.assert_close(ddp, single, rtol=0, atol=1e-5)
+    assert not torch.allclose(ddp[0], ddp[1])  # the ranks see different halves of each batch
+    # Equal halves: the loss of the whole batch is the mean of the ranks' losses.
+    torch.testing.assert_close(ddp.mean(0), single, rtol=0, atol=1e-5)
     assert single[-1] < single[0]  # it trains
 
 
@@ -77,7 +79,8 @@ def test_two_processes_end_with_the_single_process_weights(final_checkpoints):
     for key in ('state_dict', 'ema_state_dict'):
         assert single[key].keys() == ddp[key].keys()
         for name, weight in single[key].items():
-            torch.testing.assert_close(ddp[key][name], weight, rtol=0, atol=1e-5, msg=f'{key}.{name}')
+            torch.testing.assert_close(ddp[key][name], weight, rtol=0, atol=1e-5,
+                                       msg=lambda message: f'{key}.{name}: {message}')
 
 
 def test_auto_scale_lr_counts_every_process(final_checkpoints):
