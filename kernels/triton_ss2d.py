@@ -14,8 +14,8 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
 
 * The projections commute with the scan (the scan is a permutation, the projections act per position), so
   ``x_dbl`` is one small GEMM on the unscanned map: the four scanned copies of ``x`` never exist.
-* ``Δ`` is expanded inside the scan kernel from the R-dimensional ``dt`` (R FMAs per channel); the
-  full-width Δ never reaches memory.
+* ``Δ`` is expanded inside the scan kernel from the R-dimensional ``dt`` (a (chunk, R) × (R, channels)
+  tensor-core product); the full-width Δ never reaches memory.
 * One program owns (image, direction, block of channels) and walks its direction in chunks of positions.
   Each direction is index arithmetic over the same ``x`` buffer. Inside a chunk the recurrence is an
   associative scan of affine maps; the state (fp32) is carried from chunk to chunk.
@@ -28,22 +28,19 @@ import torch
 import triton
 import triton.language as tl
 
-# Launch tunables (benchmark_ss2d.py --sweep times alternatives). Each thread owns one channel and all CHUNK
-# positions of it (see the kernels' layout note), so a program has 32 * NUM_WARPS channels (at least 16, as
-# tl.dot needs; CHUNK >= 16 likewise).
-CHUNK = 16
-NUM_WARPS = 1
+# Launch tunables: the fastest of benchmark_ss2d.py --sweep on an H100 (VMamba-T stage 1, bf16; see
+# docs/kernels_notes.md). tl.dot needs blocks of at least 16.
+MAX_BLOCK_D = 32
+LONG_CHUNK = 32
+NUM_WARPS = 2
 # fp32-accurate tensor-core products (three tf32 passes) for the low-rank Δ projection and its gradients.
 DOT_PRECISION = 'tf32x3'
-# Strides are never specialized: a stride of 1 would let Triton vectorize loads along channels and spread the
-# chunk's positions over lanes, turning the in-thread sequential scan into shuffles and shared memory.
-_FWD_STRIDES = ['s_xb', 's_xl', 's_xd', 's_db', 's_dl', 's_dk', 's_dc', 's_ob', 's_ol', 's_od']
-_BWD_STRIDES = ['s_xb', 's_xl', 's_xd', 's_yb', 's_yl', 's_yd', 's_db', 's_dl', 's_dk', 's_dc']
 
 
 def chunk_size(seq_len):
-    """Positions per chunk of the scan; forward and backward must agree on it."""
-    return CHUNK
+    """Positions per chunk of the scan; forward and backward must agree on it. Short sequences use short
+    chunks so few positions are masked."""
+    return 16 if seq_len <= 128 else LONG_CHUNK
 
 
 @triton.jit
@@ -82,7 +79,7 @@ def _positions(chunk, direction, height, width, seq_len, BLOCK_T: tl.constexpr):
     return pos, valid
 
 
-@triton.jit(do_not_specialize=_FWD_STRIDES)
+@triton.jit
 def _ss2d_fwd_kernel(
     x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr,
     height, width, seq_len, dim, n_chunks,
@@ -90,8 +87,6 @@ def _ss2d_fwd_kernel(
     R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
-    # Layout: a (BLOCK_T, BLOCK_D) tile puts channels on lanes and the chunk's positions in each thread's
-    # registers, so the scans along positions run sequentially inside threads.
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
     direction = pid % 4
@@ -135,7 +130,7 @@ def _ss2d_fwd_kernel(
                       sem='relaxed')
 
 
-@triton.jit(do_not_specialize=_BWD_STRIDES)
+@triton.jit
 def _ss2d_bwd_kernel(
     x_ptr, dy_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
     dx_ptr, dxdbl_ptr, dwdt_ptr, dbias_ptr, da_ptr, ddskip_ptr,
@@ -144,7 +139,6 @@ def _ss2d_bwd_kernel(
     R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr,
     BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
 ):
-    # Same layout as the forward: positions of a chunk inside each thread, channels on lanes.
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
     direction = pid % 4
@@ -256,7 +250,7 @@ def _project(x, x_proj_weight, channels_last):
 
 def _launch_shape(batch, dim, seq_len):
     """grid, channels per program, positions per chunk, chunks per direction."""
-    block_d = min(32 * NUM_WARPS, max(16, triton.next_power_of_2(dim)))
+    block_d = min(MAX_BLOCK_D, max(16, triton.next_power_of_2(dim)))
     block_t = chunk_size(seq_len)
     return (4 * triton.cdiv(dim, block_d), batch), block_d, block_t, triton.cdiv(seq_len, block_t)
 

@@ -171,15 +171,15 @@ def fused_floor(batch, dim, seq_len, rank, d_state, elem_bytes):
 
 def sweep(x, params, channels_last, warmup, reps):
     """Fused forward+backward time per launch configuration; keeps the fastest for the rest of the run."""
-    print('| warps (channels/program) | chunk | fwd ms | f+b ms |\n|---|---|---|---|')
+    print('| warps | chunk (L > 128) | fwd ms | f+b ms |\n|---|---|---|---|')
     timings = {}
-    for warps in (1, 2, 4):
-        for chunk in (16, 32):
-            triton_ss2d.NUM_WARPS, triton_ss2d.CHUNK = warps, chunk
+    for warps in (2, 4):
+        for chunk in (32, 64):
+            triton_ss2d.NUM_WARPS, triton_ss2d.LONG_CHUNK = warps, chunk
             fwd, timings[warps, chunk] = time_fused(x, params, channels_last, warmup, reps)
-            print(f'| {warps} ({32 * warps}) | {chunk} | {fwd:.3f} | {timings[warps, chunk]:.3f} |', flush=True)
-    triton_ss2d.NUM_WARPS, triton_ss2d.CHUNK = min(timings, key=timings.get)
-    print(f'# using NUM_WARPS={triton_ss2d.NUM_WARPS} CHUNK={triton_ss2d.CHUNK}', flush=True)
+            print(f'| {warps} | {chunk} | {fwd:.3f} | {timings[warps, chunk]:.3f} |', flush=True)
+    triton_ss2d.NUM_WARPS, triton_ss2d.LONG_CHUNK = min(timings, key=timings.get)
+    print(f'# using NUM_WARPS={triton_ss2d.NUM_WARPS} LONG_CHUNK={triton_ss2d.LONG_CHUNK}', flush=True)
 
 
 def profile(x, params, channels_last):
@@ -232,7 +232,7 @@ def main(argv=None):
             with torch.no_grad():
                 y_unfused = unfused_pipeline(backend)(x, *params, channels_last)
             row = dict(shape=name, batch=batch, dim=dim, height=height, width=width, dtype=dtype_name,
-                       num_warps=triton_ss2d.NUM_WARPS, chunk=triton_ss2d.CHUNK, unfused_backend=backend,
+                       num_warps=triton_ss2d.NUM_WARPS, chunk=triton_ss2d.chunk_size(height * width), unfused_backend=backend,
                        rel_err_vs_unfused=relative_error(y_fused, y_unfused))
             del y_fused, y_unfused
             row['fused_fwd_ms'], row['fused_fwdbwd_ms'] = time_fused(x, params, channels_last, args.warmup,
