@@ -3,14 +3,11 @@ a local one-node SLURM cluster."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from launch_paths import HERE, REPO_ROOT
 from local_slurm import LocalSlurmCluster, SlurmUnavailable
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-PROBE_CONFIG = Path(__file__).resolve().parent / 'configs' / 'vmamba-demo_digits_probe.py'
 
 
 @pytest.fixture(scope='session')
@@ -27,8 +24,7 @@ def job_env():
     """Environment of launched jobs: this interpreter, the test hooks importable, one thread per process
     (2 processes share the CI machine's cores; the same count in every run keeps sums in one order)."""
     return {**os.environ, 'PYTHON': sys.executable, 'OMP_NUM_THREADS': '1',
-            'PYTHONPATH': os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent),
-                                                        os.environ.get('PYTHONPATH')]))}
+            'PYTHONPATH': os.pathsep.join(filter(None, [str(HERE), os.environ.get('PYTHONPATH')]))}
 
 
 @pytest.fixture(scope='session')

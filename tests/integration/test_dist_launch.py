@@ -15,7 +15,7 @@ import time
 import pytest
 import torch
 
-from conftest import PROBE_CONFIG, REPO_ROOT
+from launch_paths import PROBE_CONFIG, REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

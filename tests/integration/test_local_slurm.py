@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import PROBE_CONFIG, REPO_ROOT
+from launch_paths import PROBE_CONFIG, REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
