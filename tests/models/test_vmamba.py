@@ -141,6 +141,17 @@ def test_bad_input_shape_is_reported(shape):
         VMamba(V2)(torch.randn(*shape))
 
 
+@pytest.mark.parametrize('kwargs, words', [
+    (dict(kernel_backend='cuda'), ['cuda', 'torch', 'triton']),
+    (dict(frozen_stages=5), ['frozen_stages', '4']),
+])
+def test_bad_options_are_reported(kwargs, words):
+    with pytest.raises(ValueError) as error:
+        VMamba(V2, **kwargs)
+    for word in words:
+        assert word in str(error.value)
+
+
 def re_escape_shape(shape):
     return str(tuple(shape)).replace('(', r'\(').replace(')', r'\)')
 

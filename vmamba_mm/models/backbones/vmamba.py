@@ -25,6 +25,7 @@ from mmengine.model import BaseModule
 from torchvision.ops import StochasticDepth
 
 import kernels
+from kernels.dispatch import BACKENDS
 
 ArchSpec = Union[str, dict]
 
@@ -280,6 +281,11 @@ class VMamba(BaseModule):
         self.vanilla = self.arch_settings.get('vanilla', False)
         self.in_channels = in_channels
         self.out_indices = self.parse_out_indices(out_indices, self.num_stages)
+        if not -1 <= frozen_stages <= self.num_stages:
+            raise ValueError(f'frozen_stages={frozen_stages}: expected -1 (none) to {self.num_stages} (all stages).')
+        if kernel_backend not in (None, *BACKENDS):
+            raise ValueError(f'Unknown kernel_backend {kernel_backend!r}; choose one of {BACKENDS} '
+                             '(or None to let the kernels package choose).')
         self.frozen_stages = frozen_stages
         self.norm_eval = norm_eval
         self.with_cp = with_cp
