@@ -1,0 +1,253 @@
+"""tools/train.py and tools/test.py: arguments, clear errors on bad input, and real runs on the digits demo."""
+import json
+import re
+import textwrap
+
+import pytest
+import torch
+from tool_runner import REPO, load_tool, run_tool
+
+from vmamba_mm.compat import trusted_checkpoint_globals
+
+train_tool = load_tool('train.py')
+test_tool = load_tool('test.py')
+
+DEMO = REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'
+
+
+def _write_config(folder, text, name='config.py'):
+    path = folder / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def _snapshot(folder):
+    return {path: path.read_bytes() for path in folder.rglob('*') if path.is_file()}
+
+
+def _fake_run(work_dir):
+    """A work dir as a finished mmengine run leaves it: a checkpoint and `last_checkpoint` naming it."""
+    work_dir.mkdir(parents=True)
+    torch.save({'state_dict': {}, 'meta': {}}, work_dir / 'epoch_1.pth')
+    (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
+
+
+# --- arguments ---------------------------------------------------------------------------------
+
+
+def test_train_arguments():
+    args = train_tool.parse_args([str(DEMO)])
+    assert (args.resume, args.amp, args.auto_scale_lr, args.launcher, args.work_dir) == (None, False, False,
+                                                                                        'none', None)
+    assert train_tool.parse_args([str(DEMO), '--resume']).resume == 'auto'
+    assert train_tool.parse_args([str(DEMO), '--resume', 'a.pth', '--amp']).resume == 'a.pth'
+    args = train_tool.parse_args([str(DEMO), '--cfg-options', 'train_cfg.max_epochs=3', 'randomness.seed=5'])
+    assert args.cfg_options == {'train_cfg.max_epochs': 3, 'randomness.seed': 5}
+
+
+def test_default_work_dir_is_named_after_the_config(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = train_tool.build_config(train_tool.parse_args([str(DEMO)]))
+    assert cfg.work_dir == 'work_dirs/vmamba-demo_digits'
+    assert (tmp_path / 'work_dirs' / 'vmamba-demo_digits').is_dir()
+
+
+def test_train_options_reach_the_config(tmp_path):
+    args = train_tool.parse_args([str(DEMO), '--work-dir', str(tmp_path), '--amp', '--auto-scale-lr',
+                                  '--cfg-options', 'train_cfg.max_epochs=3'])
+    cfg = train_tool.build_config(args)
+    assert cfg.train_cfg.max_epochs == 3
+    assert cfg.auto_scale_lr == {'base_batch_size': 64, 'enable': True}
+    assert (cfg.resume, cfg.load_from) == (False, None)
+    # No GPU here: --amp runs bfloat16 autocast on the CPU instead of the CUDA-only AmpOptimWrapper.
+    assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
+    assert 'loss_scale' not in cfg.optim_wrapper
+
+
+def test_resume_picks_the_latest_checkpoint_of_the_work_dir(tmp_path):
+    _fake_run(tmp_path / 'run')
+    cfg = train_tool.build_config(train_tool.parse_args([str(DEMO), '--work-dir', str(tmp_path / 'run'), '--resume']))
+    assert (cfg.resume, cfg.load_from) == (True, str(tmp_path / 'run' / 'epoch_1.pth'))
+
+
+# --- bad input: a clear error naming what to fix, and nothing touched ---------------------------
+
+
+def _exit_message(tool, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        tool.main(argv)
+    return str(exit_info.value.code)
+
+
+def test_missing_config_from_the_command_line(tmp_path):
+    result = run_tool('train.py', tmp_path / 'nope.py', cwd=tmp_path)
+    assert result.returncode != 0
+    assert f'FileNotFoundError: config file {tmp_path / "nope.py"} does not exist' in result.stderr
+    assert not (tmp_path / 'work_dirs').exists()
+
+
+@pytest.mark.parametrize('scope_line, message', [
+    ('', 'sets no default_scope; set it to one of mmpretrain, mmdet, mmseg'),
+    ("default_scope = 'mmocr'", "has default_scope='mmocr'; vmamba_mm drives mmpretrain, mmdet, mmseg"),
+])
+def test_config_scope_errors(tmp_path, scope_line, message):
+    config = _write_config(tmp_path, f'model = dict(type="ImageClassifier")\n{scope_line}\n')
+    for tool, argv in ((train_tool, [str(config)]), (test_tool, [str(config), 'x.pth'])):
+        text = _exit_message(tool, argv + ['--work-dir', str(tmp_path / 'run')])
+        assert text.startswith('ConfigScopeError: ') and message in text and str(config) in text
+    assert not (tmp_path / 'run').exists()
+
+
+def test_missing_checkpoint(tmp_path):
+    text = _exit_message(test_tool, [str(DEMO), str(tmp_path / 'epoch_9.pth'), '--work-dir', str(tmp_path / 'run')])
+    assert text == f'FileNotFoundError: checkpoint {tmp_path / "epoch_9.pth"} does not exist'
+    text = _exit_message(train_tool, [str(DEMO), '--resume', str(tmp_path / 'epoch_9.pth'),
+                                      '--work-dir', str(tmp_path / 'run')])
+    assert text == f'FileNotFoundError: checkpoint {tmp_path / "epoch_9.pth"} does not exist'
+
+
+@pytest.mark.parametrize('content', [b'', b'PK\x03\x04 truncated zip', b'not a checkpoint at all'])
+def test_corrupt_checkpoint_is_named(tmp_path, content):
+    broken = tmp_path / 'epoch_3.pth'
+    broken.write_bytes(content)
+    for tool, argv in ((test_tool, [str(DEMO), str(broken)]), (train_tool, [str(DEMO), '--resume', str(broken)])):
+        text = _exit_message(tool, argv + ['--work-dir', str(tmp_path / 'run')])
+        assert text.startswith(f'CheckpointError: checkpoint {broken} cannot be read (truncated or corrupt?)')
+    assert broken.read_bytes() == content
+
+
+def test_checkpoint_without_weights(tmp_path):
+    odd = tmp_path / 'odd.pth'
+    torch.save({'weights': {}}, odd)
+    text = _exit_message(test_tool, [str(DEMO), str(odd), '--work-dir', str(tmp_path / 'run')])
+    assert text.startswith(f"CheckpointError: checkpoint {odd} has neither 'state_dict' (mmengine) nor official VMamba weights")
+
+
+def test_work_dir_that_cannot_be_written(tmp_path):
+    blocker = tmp_path / 'results'
+    blocker.write_text('a file where the work dir should go')
+    text = _exit_message(train_tool, [str(DEMO), '--work-dir', str(blocker / 'run')])
+    assert text.startswith(f'WorkDirError: work dir {blocker / "run"} is not writable')
+    assert blocker.read_text() == 'a file where the work dir should go'
+
+
+def test_fresh_run_refuses_to_overwrite_a_previous_one(tmp_path):
+    _fake_run(tmp_path / 'run')
+    before = _snapshot(tmp_path / 'run')
+    text = _exit_message(train_tool, [str(DEMO), '--work-dir', str(tmp_path / 'run')])
+    assert text.startswith(f'WorkDirError: work dir {tmp_path / "run"} already holds a run')
+    assert 'pass --resume' in text
+    assert _snapshot(tmp_path / 'run') == before
+
+
+def test_bad_test_options(tmp_path):
+    checkpoint = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {}, 'meta': {}}, checkpoint)
+    common = [str(DEMO), str(checkpoint), '--work-dir', str(tmp_path / 'run')]
+    assert _exit_message(test_tool, common + ['--out', 'preds.json']) == (
+        'ValueError: --out preds.json: predictions are written as a pickle, name it *.pkl')
+    assert _exit_message(test_tool, common + ['--tta']) == (
+        f'ValueError: --tta needs tta_model and tta_pipeline in {DEMO}')
+
+
+def test_auto_scale_lr_needs_a_base_batch_size(tmp_path):
+    config = _write_config(tmp_path, f'''
+        _base_ = ['{DEMO}']
+        auto_scale_lr = dict(_delete_=True, enable=False)
+        ''')
+    text = _exit_message(train_tool, [str(config), '--auto-scale-lr', '--work-dir', str(tmp_path / 'run')])
+    assert text == f'ValueError: --auto-scale-lr needs auto_scale_lr.base_batch_size in {config}, ' \
+        'the total batch size its learning rate was set for'
+
+
+# --- real runs on the digits demo ---------------------------------------------------------------
+
+
+def _metrics(output):
+    return {name: float(value) for name, value in re.findall(r'^(accuracy/\S+): ([\d.]+)$', output, re.M)}
+
+
+def _last_val_metrics(work_dir):
+    scalars = sorted(work_dir.glob('*/vis_data/scalars.json'))[-1].read_text().splitlines()
+    return [json.loads(line) for line in scalars if 'accuracy/top1' in line][-1]
+
+
+def _load(path):
+    with trusted_checkpoint_globals():
+        return torch.load(path, map_location='cpu')
+
+
+@pytest.mark.slow
+def test_demo_trains_and_test_reports_its_accuracy(digits_project):
+    work_dir = digits_project / 'work_dirs' / 'demo'
+    train = run_tool('train.py', DEMO, '--work-dir', work_dir, cwd=digits_project)
+    assert train.returncode == 0, train.stderr[-3000:]
+    final_val = _last_val_metrics(work_dir)
+    assert final_val['step'] == 12
+
+    checkpoint = work_dir / 'epoch_12.pth'
+    saved = _load(checkpoint)
+    # The EMA hook saves both weight sets (EMA under state_dict, the raw ones under ema_state_dict).
+    ema_weights, raw_weights = saved['state_dict'], saved['ema_state_dict']
+    name = 'head.fc.weight'
+    assert not torch.equal(ema_weights[name], raw_weights[f'module.{name}'])
+
+    test = run_tool('test.py', DEMO, checkpoint, '--work-dir', work_dir / 'test', '--out', work_dir / 'preds.pkl',
+                    cwd=digits_project)
+    assert test.returncode == 0, test.stderr[-3000:]
+    metrics = _metrics(test.stdout)
+    assert metrics['accuracy/top1'] >= 90.0
+    assert metrics['accuracy/top1_origin'] >= 85.0
+    # test.py on the saved checkpoint reproduces the last validation of training (to the 4 printed
+    # decimals), for both weight sets.
+    assert metrics['accuracy/top1'] == pytest.approx(final_val['accuracy/top1'], abs=1e-4)
+    assert metrics['accuracy/top1_origin'] == pytest.approx(final_val['accuracy/top1_origin'], abs=1e-4)
+    manifest = json.loads((digits_project / 'data' / 'digits' / 'manifest.json').read_text())
+    assert len(_load_predictions(work_dir / 'preds.pkl')) == manifest['num_val']
+
+
+def _load_predictions(path):
+    import pickle
+    with open(path, 'rb') as f:
+        return pickle.load(f)
+
+
+@pytest.mark.slow
+def test_resume_continues_the_same_schedule(digits_project):
+    # Deterministic data (no random crop) on 96 images, 3 steps per epoch, a checkpoint every epoch.
+    config = _write_config(digits_project, f'''
+        _base_ = ['{DEMO}']
+        max_epochs = 3
+        train_dataloader = dict(batch_size=32, dataset=dict(indices=96, pipeline=[
+            dict(type='LoadImageFromFile'), dict(type='PackInputs')]))
+        val_dataloader = dict(dataset=dict(indices=32))
+        test_dataloader = val_dataloader
+        param_scheduler = [
+            dict(type='LinearLR', start_factor=1e-3, by_epoch=True, begin=0, end=1, convert_to_iter_based=True),
+            dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=1, end=max_epochs,
+                 convert_to_iter_based=True),
+        ]
+        train_cfg = dict(max_epochs=max_epochs, val_interval=1)
+        default_hooks = dict(checkpoint=dict(interval=1, max_keep_ckpts=5))
+        ''', name='resume_digits.py')
+    straight, split = digits_project / 'work_dirs' / 'straight', digits_project / 'work_dirs' / 'split'
+
+    assert run_tool('train.py', config, '--work-dir', straight, cwd=digits_project).returncode == 0
+    first = run_tool('train.py', config, '--work-dir', split, '--cfg-options', 'train_cfg.max_epochs=1',
+                     cwd=digits_project)
+    assert first.returncode == 0, first.stderr[-3000:]
+    resumed = run_tool('train.py', config, '--work-dir', split, '--resume', cwd=digits_project)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = resumed.stdout + resumed.stderr
+    assert f'Load checkpoint from {split / "epoch_1.pth"}' in log and 'resumed epoch: 1, iter: 3' in log
+
+    expected, actual = _load(straight / 'epoch_3.pth'), _load(split / 'epoch_3.pth')
+    assert (actual['meta']['epoch'], actual['meta']['iter']) == (expected['meta']['epoch'], 9)
+    for part in ('state_dict', 'ema_state_dict'):  # model and EMA weights
+        assert actual[part].keys() == expected[part].keys()
+        for key, value in expected[part].items():
+            torch.testing.assert_close(actual[part][key], value, rtol=0, atol=0, msg=f'{part}.{key}')
+    assert actual['optimizer']['state'][0]['step'] == expected['optimizer']['state'][0]['step'] == 9
+    assert actual['param_schedulers'] == expected['param_schedulers']
+    assert actual['message_hub']['log_scalars']['train/lr'].current() == \
+        expected['message_hub']['log_scalars']['train/lr'].current()

@@ -1,0 +1,98 @@
+"""Evaluate a checkpoint on a config's test set: classification (mmpretrain), detection (mmdet) or
+segmentation (mmseg), chosen by the config's `default_scope`.
+
+Checkpoints written by tools/train.py and official VMamba checkpoints (`{'model': ...}`, converted on
+the fly) are both accepted. With an EMA hook in the config, the EMA weights are evaluated and, where
+the hook asks for it, the raw weights too (their metrics carry an `_origin` suffix).
+
+    python tools/test.py configs/classification/vmamba-demo_digits.py work_dirs/vmamba-demo_digits/epoch_12.pth
+    python tools/test.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py vssm1_tiny_0230s_ckpt_epoch_264.pth
+"""
+import argparse
+import os
+import sys
+
+from mmengine.config import ConfigDict, DictAction
+
+import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
+from vmamba_mm import launch
+from vmamba_mm.compat import trusted_checkpoint_globals
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Test a VMamba checkpoint (mmpretrain, mmdet or mmseg, from the config\'s default_scope).')
+    parser.add_argument('config', help='config file the checkpoint was trained with')
+    parser.add_argument('checkpoint', help='checkpoint: from tools/train.py, or an official VMamba release')
+    parser.add_argument('--work-dir', help='where logs (and a converted official checkpoint) go '
+                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--out', metavar='FILE.pkl', help='also dump every prediction to this pickle file')
+    parser.add_argument('--tta', action='store_true',
+                        help="test-time augmentation with the config's tta_model and tta_pipeline")
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        help='override config entries, e.g. test_dataloader.batch_size=16')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher: none (one process), pytorch (torchrun), slurm (srun) or mpi')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def use_tta(cfg, config_path):
+    missing = [key for key in ('tta_model', 'tta_pipeline') if key not in cfg]
+    if missing:
+        raise ValueError(f'--tta needs {" and ".join(missing)} in {config_path}')
+    cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+    cfg.model = ConfigDict(**cfg.tta_model, module=cfg.model)
+
+
+def build_config(args):
+    cfg = launch.load_config(args.config, args.cfg_options)
+    scope = launch.register_scope(cfg)
+    checkpoint = launch.read_checkpoint(args.checkpoint)
+    cfg.launcher = args.launcher
+    work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
+    cfg.load_from, converted = launch.checkpoint_to_load(args.checkpoint, checkpoint, scope, work_dir)
+    cfg.resume = False
+    if converted:
+        # An official checkpoint converts to one set of weights (its `model`): an EMA hook would only
+        # evaluate the same weights a second time.
+        cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook['type'] != 'EMAHook']
+
+    if args.out is not None:
+        if not args.out.endswith(('.pkl', '.pickle')):
+            raise ValueError(f'--out {args.out}: predictions are written as a pickle, name it *.pkl')
+        evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
+        cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=args.out)]
+    if args.tta:
+        use_tta(cfg, args.config)
+    return cfg
+
+
+def report(runner, metrics):
+    """One `name: value` line per metric, the raw-weight (`_origin`) ones of an EMA run included."""
+    results = dict(metrics)
+    results.update({name[len('test/'):]: buffer.current() for name, buffer in runner.message_hub.log_scalars.items()
+                    if name.startswith('test/') and name.endswith('_origin')})
+    for name, value in results.items():
+        print(f'{name}: {value:.4f}' if isinstance(value, float) else f'{name}: {value}')
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except (FileNotFoundError, launch.ConfigScopeError, launch.WorkDirError, launch.CheckpointError,
+            ValueError) as error:
+        sys.exit(f'{type(error).__name__}: {error}')
+    runner = launch.build_runner(cfg)
+    with trusted_checkpoint_globals():
+        metrics = runner.test()
+    if runner.rank == 0:
+        report(runner, metrics)
+
+
+if __name__ == '__main__':
+    main()

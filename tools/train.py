@@ -1,0 +1,99 @@
+"""Train a model from a vmamba_mm config: classification (mmpretrain), detection (mmdet) or
+segmentation (mmseg), chosen by the config's `default_scope`, on mmengine's Runner.
+
+    python tools/train.py configs/classification/vmamba-demo_digits.py
+    python tools/train.py CONFIG --resume                 # continue from the work dir's latest checkpoint
+    python tools/train.py CONFIG --amp --auto-scale-lr --cfg-options train_dataloader.batch_size=64
+"""
+import argparse
+import logging
+import os
+import os.path as osp
+import sys
+
+from mmengine.config import DictAction
+from mmengine.logging import print_log
+
+import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
+from vmamba_mm import launch
+from vmamba_mm.compat import trusted_checkpoint_globals
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a VMamba model (mmpretrain, mmdet or mmseg, from the config\'s default_scope).')
+    parser.add_argument('config', help='config file, e.g. configs/classification/vmamba-demo_digits.py')
+    parser.add_argument('--work-dir', help='where logs and checkpoints go (default: work_dirs/<config name>)')
+    parser.add_argument(
+        '--resume', nargs='?', const='auto', metavar='CKPT',
+        help='resume training (weights, optimizer, scheduler, EMA, loss scale, iteration) from CKPT, or from '
+        "the work dir's latest checkpoint when CKPT is omitted")
+    parser.add_argument(
+        '--amp', action='store_true',
+        help='automatic mixed precision: float16 with dynamic loss scaling on GPUs, bfloat16 on a CPU')
+    parser.add_argument(
+        '--auto-scale-lr', action='store_true',
+        help="scale the learning rate by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size")
+    parser.add_argument(
+        '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
+        help='override config entries, e.g. train_cfg.max_epochs=10 model.backbone.drop_path_rate=0.1')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher: none (one process), pytorch (torchrun), slurm (srun) or mpi')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
+
+
+def build_config(args):
+    cfg = launch.load_config(args.config, args.cfg_options)
+    launch.register_scope(cfg)
+    cfg.launcher = args.launcher
+    work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
+
+    if args.resume is None:
+        previous = launch.latest_checkpoint(work_dir)
+        if previous is not None and not cfg.get('resume', False):
+            raise launch.WorkDirError(
+                f'work dir {work_dir} already holds a run (latest checkpoint {previous}); pass --resume to '
+                f'continue it, or --work-dir to start a new one elsewhere (nothing was changed)')
+    else:
+        checkpoint = launch.latest_checkpoint(work_dir) if args.resume == 'auto' else args.resume
+        if checkpoint is None:
+            print_log(f'--resume: no checkpoint in {work_dir} yet, training starts from the beginning',
+                      logger='current', level=logging.WARNING)
+        else:
+            launch.read_checkpoint(checkpoint)  # a clear error now rather than deep inside the Runner
+        cfg.resume = checkpoint is not None
+        cfg.load_from = checkpoint
+
+    if args.amp:
+        launch.enable_amp(cfg)
+    if launch.amp_on_cpu(cfg):
+        print_log('no GPU: mixed precision runs as bfloat16 autocast on the CPU (CPUAutocastOptimWrapper)',
+                  logger='current', level=logging.WARNING)
+
+    if args.auto_scale_lr:
+        if 'base_batch_size' not in cfg.get('auto_scale_lr', {}):
+            raise ValueError(f'--auto-scale-lr needs auto_scale_lr.base_batch_size in {args.config}, '
+                             f'the total batch size its learning rate was set for')
+        cfg.auto_scale_lr.enable = True
+
+    return cfg
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        cfg = build_config(args)
+    except (FileNotFoundError, launch.ConfigScopeError, launch.WorkDirError, launch.CheckpointError,
+            ValueError) as error:
+        sys.exit(f'{type(error).__name__}: {error}')
+    runner = launch.build_runner(cfg)
+    with trusted_checkpoint_globals():
+        runner.train()
+
+
+if __name__ == '__main__':
+    main()

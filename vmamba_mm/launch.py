@@ -1,0 +1,165 @@
+"""What `tools/train.py` and `tools/test.py` share: turning command-line arguments into a checked config.
+
+Everything here fails before a run starts, with an error that names what to fix, and leaves the
+files of earlier runs as they are.
+"""
+import importlib
+import os
+import os.path as osp
+import pickle
+import tempfile
+
+import torch
+
+# default_scope -> the converter's task name for official checkpoints.
+SCOPE_TASKS = {'mmpretrain': 'cls', 'mmdet': 'det', 'mmseg': 'seg'}
+
+
+class ConfigScopeError(ValueError):
+    """The config names no `default_scope`, or one that vmamba_mm does not drive."""
+
+
+class WorkDirError(OSError):
+    """The work directory cannot be written, or holds a run that starting afresh would overwrite."""
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file exists but cannot be read as one (truncated, corrupt, or not a checkpoint)."""
+
+
+def load_config(path, cfg_options=None):
+    """Read an mmengine config file and apply `--cfg-options` overrides."""
+    from mmengine.config import Config
+
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file {path} does not exist')
+    cfg = Config.fromfile(path)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
+
+
+def register_scope(cfg):
+    """Register the modules of the library the config is written for (its `default_scope`); returns it."""
+    scope = cfg.get('default_scope')
+    known = ', '.join(SCOPE_TASKS)
+    if scope is None:
+        raise ConfigScopeError(
+            f'{cfg.filename} sets no default_scope; set it to one of {known} '
+            f"(the task runtime files in configs/_base_/ do, e.g. default_runtime_cls.py sets 'mmpretrain')")
+    if scope not in SCOPE_TASKS:
+        raise ConfigScopeError(f"{cfg.filename} has default_scope='{scope}'; vmamba_mm drives {known}")
+    importlib.import_module(f'{scope}.utils').register_all_modules(init_default_scope=True)
+    from . import registry  # noqa: F401 (VMamba into the library's MODELS)
+    return scope
+
+
+def resolve_work_dir(cfg, work_dir, config_path):
+    """`--work-dir`, else the config's `work_dir`, else `work_dirs/<config name>`; made and probed for writing."""
+    if work_dir is None:
+        work_dir = cfg.get('work_dir') or osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+    try:
+        os.makedirs(work_dir, exist_ok=True)
+        # os.access is no proof (root passes it on read-only mounts): write a real file.
+        with tempfile.TemporaryFile(dir=work_dir):
+            pass
+    except OSError as error:
+        raise WorkDirError(f'work dir {work_dir} is not writable: {error.strerror or error}') from error
+    cfg.work_dir = work_dir
+    return work_dir
+
+
+def latest_checkpoint(work_dir):
+    """The checkpoint mmengine's `last_checkpoint` file points to, or None when the work dir has none."""
+    from mmengine.runner import find_latest_checkpoint
+
+    return find_latest_checkpoint(work_dir) if osp.isfile(osp.join(work_dir, 'last_checkpoint')) else None
+
+
+def read_checkpoint(path):
+    """Load a checkpoint file on the CPU, with clear errors for missing, truncated or foreign files.
+
+    Tensors, mmengine's metadata and an official checkpoint's pickled training config are read
+    (the latter as an opaque placeholder); nothing else in the file is imported or run."""
+    from .converters.official import load_checkpoint_file
+
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'checkpoint {path} does not exist')
+    try:
+        checkpoint = load_checkpoint_file(path)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f'checkpoint {path} cannot be read (truncated or corrupt?): {error}') from error
+    if not isinstance(checkpoint, dict):
+        raise CheckpointError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict of weights')
+    return checkpoint
+
+
+def checkpoint_to_load(path, checkpoint, scope, work_dir):
+    """The file test.py hands to the Runner for `checkpoint` (read from `path`) and whether it was
+    converted: `path` itself for mm checkpoints; for an official VMamba checkpoint a converted copy
+    (its `model` weights) in the work dir."""
+    from .converters.official import is_official_layout, official_to_mm, unwrap_state_dict
+
+    if is_official_layout(unwrap_state_dict(checkpoint)):
+        converted = dict(state_dict=official_to_mm(checkpoint, task=SCOPE_TASKS[scope]),
+                         meta=dict(converted_from=osp.basename(path)))
+        target = osp.join(work_dir, f'{osp.splitext(osp.basename(path))[0]}_mm.pth')
+        save_atomically(converted, target)
+        return target, True
+    if 'state_dict' in checkpoint or all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
+        return path, False
+    raise CheckpointError(
+        f"checkpoint {path} has neither 'state_dict' (mmengine) nor official VMamba weights ('model'); "
+        f'top-level keys: {sorted(checkpoint)[:10]}')
+
+
+def save_atomically(obj, path):
+    """torch.save to a temporary sibling, then rename: readers never see a half-written file."""
+    handle, staging = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', dir=osp.dirname(path) or '.')
+    os.close(handle)
+    try:
+        torch.save(obj, staging)
+        os.replace(staging, path)
+    except BaseException:
+        os.remove(staging)
+        raise
+
+
+def enable_amp(cfg):
+    """`--amp`: automatic mixed precision with mmengine's AmpOptimWrapper (float16, dynamic loss scale)."""
+    wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+    if wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
+        raise ValueError(f'--amp switches OptimWrapper to AmpOptimWrapper, but the config uses {wrapper}')
+    cfg.optim_wrapper.type = 'AmpOptimWrapper'
+    cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+
+
+def amp_on_cpu(cfg):
+    """Without an accelerator mmengine's AmpOptimWrapper cannot start: run its bfloat16 CPU counterpart.
+
+    Returns True when the config was changed (the caller says so in the log)."""
+    from mmengine.device import get_device
+
+    if cfg.get('optim_wrapper', {}).get('type') != 'AmpOptimWrapper' or get_device() != 'cpu':
+        return False
+    from .engine.optim_wrapper import CPUAutocastOptimWrapper  # noqa: F401 (registers the type)
+
+    cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
+    cfg.optim_wrapper.pop('loss_scale', None)  # bfloat16 keeps float32's range: nothing to scale
+    cfg.optim_wrapper.dtype = 'bfloat16'
+    return True
+
+
+def build_runner(cfg):
+    """The config's own `runner_type` when it names one, else mmengine's Runner.
+
+    mmengine's distributed set-up assumes GPUs; on a CPU-only host the process group (gloo) and the
+    DDP wrapper are prepared here first."""
+    from mmengine.registry import RUNNERS
+    from mmengine.runner import Runner
+
+    if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available():
+        from .engine.cpu_dist import setup_cpu_distributed
+        setup_cpu_distributed(cfg, cfg.launcher)
+
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
