@@ -21,7 +21,7 @@ width = 64  # FPN and head channels (256 for COCO)
 model = dict(
     data_preprocessor=dict(pad_size_divisor=32),
     backbone=dict(
-        arch=dict(dims=32, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=1),
+        arch=dict(_delete_=True, dims=32, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=1),
         drop_path_rate=0.0,
         init_cfg=None),
     neck=dict(in_channels=[32, 64, 128, 256], out_channels=width),

@@ -24,7 +24,7 @@ norm_cfg = dict(type='BN', requires_grad=True)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     backbone=dict(
-        arch=dict(dims=32, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=1),
+        arch=dict(_delete_=True, dims=32, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=1),
         drop_path_rate=0.0,
         init_cfg=None),
     decode_head=dict(

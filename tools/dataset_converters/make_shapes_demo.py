@@ -142,11 +142,11 @@ def write_coco(root, manifest):
             file_name = f'{index:06d}.jpg'
             image.save(os.path.join(root, split, file_name), quality=95)
             images.append(dict(id=index + 1, file_name=file_name, height=manifest['size'], width=manifest['size']))
-            annotations += [
-                dict(id=len(annotations) + 1, image_id=index + 1, category_id=shape.label + 1,
-                     segmentation=[[round(float(v), 2) for v in shape.polygon.reshape(-1)]],
-                     area=shape.area(), bbox=shape.bbox_xywh(), iscrowd=0) for shape in shapes
-            ]
+            for shape in shapes:
+                annotations.append(
+                    dict(id=len(annotations) + 1, image_id=index + 1, category_id=shape.label + 1,
+                         segmentation=[[round(float(v), 2) for v in shape.polygon.reshape(-1)]],
+                         area=shape.area(), bbox=shape.bbox_xywh(), iscrowd=0))
         categories = [dict(id=i + 1, name=name, supercategory='shape') for i, name in enumerate(SHAPE_CLASSES)]
         with open(os.path.join(root, 'annotations', f'instances_{split}.json'), 'w') as f:
             json.dump(dict(images=images, annotations=annotations, categories=categories), f)
