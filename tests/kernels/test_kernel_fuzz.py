@@ -80,9 +80,11 @@ def ss2d_cases(draw):
     backend = draw(BACKENDS)
     # The fused triton kernel projects in bf16 (see test_kernel_triton.py), so bf16 is fuzzed on torch only.
     dtype = draw(st.sampled_from([torch.float32, torch.bfloat16] if backend == 'torch' else [torch.float32]))
+    # The interpreter runs the fused kernel's per-state loops in Python: keep its maps smaller.
+    side = st.integers(1, 7 if backend == 'torch' else 4)
     return dict(backend=backend, dtype=dtype, channels_last=draw(st.booleans()), seed=draw(SEEDS),
-                shape=(draw(st.integers(1, 2)), draw(st.integers(1, 5)), draw(st.integers(1, 6)),
-                       draw(st.integers(1, 6)), draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 16]))))
+                shape=(draw(st.integers(1, 2)), draw(st.integers(1, 4)), draw(side), draw(side),
+                       draw(st.integers(1, 3)), draw(st.sampled_from([1, 2, 16]))))
 
 
 def _check_ss2d_case(case):
@@ -91,7 +93,7 @@ def _check_ss2d_case(case):
                    generator=torch.Generator().manual_seed(case['seed']))
 
 
-@fuzz(5)
+@fuzz(4)
 @given(case=ss2d_cases())
 def test_fuzz_ss2d(case):
     _check_ss2d_case(case)
