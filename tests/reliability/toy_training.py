@@ -1,0 +1,70 @@
+"""A tiny mmengine training run (one weight vector, a scripted loss per step) for tests of hooks.
+
+Also a script: ``python toy_training.py WORK_DIR HOOK_TYPE KILL_AT_SAVE`` trains 3 steps with a checkpoint
+every step (max_keep_ckpts=1) and SIGKILLs itself half-way through writing checkpoint number KILL_AT_SAVE.
+"""
+import os
+import signal
+import sys
+import uuid
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner import Runner
+
+import vmamba_mm  # noqa: F401 (registers the hooks under test)
+
+
+class ScriptedLoss(BaseModel):
+    """loss = value * w.sum(), `value` read from the batch: with SGD(lr) every step moves w by -lr * value."""
+
+    def __init__(self, size=3):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(size))
+
+    def forward(self, inputs, data_samples=None, mode='loss'):
+        return dict(loss=inputs.sum() * self.w.sum())
+
+
+def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max_epochs=1):
+    """A Runner stepping once per entry of `losses` (in order) per epoch."""
+    return Runner(
+        model=ScriptedLoss(),
+        work_dir=str(work_dir),
+        experiment_name=f'toy_{uuid.uuid4().hex}',
+        train_dataloader=dict(dataset=[dict(inputs=torch.tensor(float(value))) for value in losses],
+                              sampler=dict(type='DefaultSampler', shuffle=False), batch_size=1,
+                              collate_fn=dict(type='default_collate'), num_workers=0),
+        optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
+        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        default_hooks=dict(checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1)),
+        custom_hooks=list(custom_hooks),
+        default_scope='mmengine',
+        log_level='WARNING',
+        env_cfg=dict(dist_cfg=dict(backend='gloo')),
+    )
+
+
+def _kill_half_way_through_save(number):
+    """Make the `number`-th file write of mmengine's local backend stop half-way with a SIGKILL."""
+    from mmengine.fileio import LocalBackend
+
+    put, calls = LocalBackend.put, []
+
+    def put_then_die(self, obj, filepath):
+        calls.append(filepath)
+        if len(calls) < number:
+            return put(self, obj, filepath)
+        with open(filepath, 'wb') as file:
+            file.write(obj[:len(obj) // 2])
+            file.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    LocalBackend.put = put_then_die
+
+
+if __name__ == '__main__':
+    work_dir, hook_type, kill_at_save = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    _kill_half_way_through_save(kill_at_save)
+    build_runner(work_dir, [1.0, 2.0, 3.0],
+                 checkpoint=dict(type=hook_type, interval=1, by_epoch=False, max_keep_ckpts=1)).train()
