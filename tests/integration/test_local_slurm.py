@@ -54,4 +54,4 @@ def test_a_dead_task_ends_the_job_and_is_named(slurm_cluster, slurm_env, probe_o
     # --kill-on-bad-exit=1 ends task 0 too; srun then reports the SIGTERM of the survivor, not 3.
     assert result.returncode != 0
     assert 'task 1: Exited with exit code 3' in result.stderr, describe(result)
-    assert elapsed < 180
+    assert elapsed < 300  # start-up included; the process group's own timeout is 30 minutes
