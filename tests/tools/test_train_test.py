@@ -5,12 +5,14 @@ import textwrap
 
 import pytest
 import torch
-from tool_runner import REPO, load_tool, run_tool
+from tool_runner import REPO, load_module, load_tool, run_tool
 
 from vmamba_mm.compat import trusted_checkpoint_globals
 
 train_tool = load_tool('train.py')
 test_tool = load_tool('test.py')
+# The official key layout, stated independently of vmamba_mm.converters (the converter tests' helper).
+official_layout = load_module(REPO / 'tests' / 'converters' / 'official_layout.py')
 
 DEMO = REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'
 
@@ -68,6 +70,38 @@ def test_resume_picks_the_latest_checkpoint_of_the_work_dir(tmp_path):
     _fake_run(tmp_path / 'run')
     cfg = train_tool.build_config(train_tool.parse_args([str(DEMO), '--work-dir', str(tmp_path / 'run'), '--resume']))
     assert (cfg.resume, cfg.load_from) == (True, str(tmp_path / 'run' / 'epoch_1.pth'))
+
+
+def _demo_weights():
+    from mmengine.config import Config
+    from mmpretrain.registry import MODELS
+
+    cfg = Config.fromfile(DEMO)
+    torch.manual_seed(0)
+    return MODELS.build(cfg.model).state_dict()
+
+
+def test_official_checkpoint_is_converted_into_the_work_dir(tmp_path):
+    weights = _demo_weights()
+    official = tmp_path / 'vssm_ckpt_epoch_1.pth'
+    torch.save({'model': official_layout.to_official(weights), 'epoch': 1}, official)
+    cfg = test_tool.build_config(test_tool.parse_args([str(DEMO), str(official), '--work-dir', str(tmp_path / 'run')]))
+
+    assert cfg.load_from == str(tmp_path / 'run' / 'vssm_ckpt_epoch_1_mm.pth')
+    converted = _load(cfg.load_from)['state_dict']
+    assert converted.keys() == weights.keys()
+    assert all(torch.equal(converted[key], value) for key, value in weights.items())
+    # One set of weights: the EMA hook, which would evaluate them twice, is off.
+    assert not [hook for hook in cfg.custom_hooks if hook['type'] == 'EMAHook']
+
+
+def test_mm_checkpoint_is_used_as_it_is(tmp_path):
+    checkpoint = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': _demo_weights(), 'meta': {}}, checkpoint)
+    cfg = test_tool.build_config(test_tool.parse_args([str(DEMO), str(checkpoint), '--work-dir', str(tmp_path / 'run')]))
+    assert cfg.load_from == str(checkpoint) and cfg.resume is False
+    assert 'EMAHook' in [hook['type'] for hook in cfg.custom_hooks]
+    assert list((tmp_path / 'run').iterdir()) == []
 
 
 # --- bad input: a clear error naming what to fix, and nothing touched ---------------------------
@@ -204,6 +238,25 @@ def test_demo_trains_and_test_reports_its_accuracy(digits_project):
     assert metrics['accuracy/top1_origin'] == pytest.approx(final_val['accuracy/top1_origin'], abs=1e-4)
     manifest = json.loads((digits_project / 'data' / 'digits' / 'manifest.json').read_text())
     assert len(_load_predictions(work_dir / 'preds.pkl')) == manifest['num_val']
+
+
+@pytest.mark.slow
+def test_official_checkpoint_is_converted_and_evaluated(digits_project):
+    """The demo's EMA weights, saved in the official layout, score exactly what they scored as mm weights."""
+    work_dir = digits_project / 'work_dirs' / 'demo'
+    if not (work_dir / 'epoch_12.pth').is_file():
+        pytest.skip('needs the checkpoint of test_demo_trains_and_test_reports_its_accuracy')
+    ema_weights = _load(work_dir / 'epoch_12.pth')['state_dict']
+    official = digits_project / 'vssm_demo_ckpt_epoch_12.pth'
+    torch.save({'model': official_layout.to_official(ema_weights), 'epoch': 12}, official)
+
+    test = run_tool('test.py', DEMO, official, '--work-dir', digits_project / 'official_test', cwd=digits_project)
+    assert test.returncode == 0, test.stderr[-3000:]
+    converted = _load(digits_project / 'official_test' / 'vssm_demo_ckpt_epoch_12_mm.pth')['state_dict']
+    assert converted.keys() == ema_weights.keys()
+    assert all(torch.equal(converted[key], value) for key, value in ema_weights.items())
+    metrics = _metrics(test.stdout)
+    assert metrics == {'accuracy/top1': pytest.approx(_last_val_metrics(work_dir)['accuracy/top1'], abs=1e-4)}
 
 
 def _load_predictions(path):

@@ -18,9 +18,14 @@ def run_tool(script, *args, cwd, timeout=1800):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def load_tool(script):
-    """Import tools/<script> as a module, for checks of its argument handling without a subprocess."""
-    spec = importlib.util.spec_from_file_location(f'vmamba_mm_tool_{Path(script).stem}', REPO / 'tools' / script)
+def load_module(path):
+    """Import the Python file at `path` as a module of its own (scripts and helpers are no package)."""
+    spec = importlib.util.spec_from_file_location(f'vmamba_mm_test_{Path(path).stem}', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool(script):
+    """Import tools/<script> as a module, for checks of its argument handling without a subprocess."""
+    return load_module(REPO / 'tools' / script)
