@@ -28,6 +28,8 @@ import torch
 import triton
 import triton.language as tl
 
+from . import checks
+
 # Launch tunables: the fastest of benchmark_ss2d.py --sweep on an H100 (VMamba-T stage 1, bf16; see
 # docs/kernels_notes.md). tl.dot needs blocks of at least 16.
 MAX_BLOCK_D = 32
@@ -227,8 +229,6 @@ def _flat(t, channels_last):
 
 
 def _geometry(x, channels_last):
-    if x.dim() != 4:
-        raise ValueError(f'ss2d expects a 4-D feature map, got shape {tuple(x.shape)}')
     if channels_last:
         batch, height, width, dim = x.shape
     else:
@@ -236,11 +236,17 @@ def _geometry(x, channels_last):
     return batch, dim, height, width
 
 
+def _projection_operands(x, x_proj_weight):
+    """x and W_x (as (4C, D)) in the dtype the projections run in: the promotion of both, as in the torch
+    backend (fp32 weights under bf16 activations give fp32 x_dbl, not bf16-rounded)."""
+    dtype = torch.promote_types(x.dtype, x_proj_weight.dtype)
+    return x.to(dtype), x_proj_weight.reshape(-1, x_proj_weight.shape[2]).to(dtype)
+
+
 def _project(x, x_proj_weight, channels_last):
     """x_dbl (fp32) on the unscanned map, and its (batch, position, direction, column) strides."""
     batch, dim, height, width = _geometry(x, channels_last)
-    directions, cols, _ = x_proj_weight.shape
-    weight = x_proj_weight.reshape(directions * cols, dim).to(x.dtype)
+    x, weight = _projection_operands(x, x_proj_weight)
     if channels_last:  # (B, L, 4C): one GEMM over all positions
         xdbl = (x.reshape(batch, height * width, dim) @ weight.t()).float()
     else:  # (B, 4C, L)
@@ -260,18 +266,9 @@ def _block_rank(rank):
 
 
 def _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
-    batch, dim, height, width = _geometry(x, channels_last)
-    if x_proj_weight.dim() != 3 or x_proj_weight.shape[0] != 4 or x_proj_weight.shape[2] != dim:
-        raise ValueError(f'x_proj_weight must be (4, R+2N, {dim}), got {tuple(x_proj_weight.shape)}')
-    if A.dim() != 2 or A.shape[0] != 4 * dim:
-        raise ValueError(f'A must be (4*{dim}, N), got {tuple(A.shape)}')
-    rank, d_state = dt_proj_weight.shape[-1], A.shape[1]
-    if x_proj_weight.shape[1] != rank + 2 * d_state:
-        raise ValueError(f'x_proj_weight has {x_proj_weight.shape[1]} rows; R + 2N = {rank + 2 * d_state}')
-    if tuple(dt_proj_weight.shape) != (4, dim, rank) or tuple(dt_proj_bias.shape) != (4, dim) \
-            or tuple(D.shape) != (4 * dim, ):
-        raise ValueError('dt_proj_weight (4, D, R), dt_proj_bias (4, D) and D (4*D,) disagree with x')
-    return batch, dim, height, width, rank, d_state
+    """Validates the inputs; returns (batch, dim, height, width, rank, d_state)."""
+    checks.check_ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last)
+    return (*_geometry(x, channels_last), dt_proj_weight.shape[2], A.shape[1])
 
 
 def ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
@@ -299,6 +296,9 @@ def ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chann
     """Backward of :func:`ss2d_fwd`: (dx, dx_proj_weight, ddt_proj_weight, ddt_proj_bias, dA, dD)."""
     batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
                                                       channels_last)
+    if grad_y.shape != x.shape:
+        raise ValueError(f'ss2d backward: grad_y must have the shape of x, {tuple(x.shape)}, '
+                         f'got {tuple(grad_y.shape)}')
     seq_len = height * width
     xdbl, states = saved
     x, x_strides = _flat(x, channels_last)
@@ -319,16 +319,15 @@ def ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chann
         R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state),
         BLOCK_T=block_t, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS)
     # x_dbl = W_x x per position: its gradient flows to x and W_x through two small GEMMs.
-    cols = x_proj_weight.shape[1]
-    weight = x_proj_weight.reshape(4 * cols, dim).to(x.dtype)
-    grad_xdbl = grad_xdbl.to(x.dtype)
+    x_op, weight = _projection_operands(x, x_proj_weight)
+    grad_xdbl = grad_xdbl.to(weight.dtype)
     if channels_last:
-        grad_xdbl = grad_xdbl.reshape(batch * seq_len, 4 * cols)
+        grad_xdbl = grad_xdbl.reshape(batch * seq_len, weight.shape[0])
         grad_x.view(batch * seq_len, dim).add_(grad_xdbl @ weight)
-        grad_wx = grad_xdbl.t() @ x.reshape(batch * seq_len, dim)
+        grad_wx = grad_xdbl.t() @ x_op.reshape(batch * seq_len, dim)
     else:
         grad_x.view(batch, dim, seq_len).add_(weight.t() @ grad_xdbl)
-        grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x.reshape(batch, dim, seq_len))
+        grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x_op.reshape(batch, dim, seq_len))
     return (grad_x.to(x.dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
             grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
             grad_dskip.to(D.dtype))
