@@ -83,11 +83,9 @@ def report(runner, metrics):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        cfg = build_config(args)
-    except (FileNotFoundError, launch.ConfigScopeError, launch.WorkDirError, launch.CheckpointError,
-            ValueError) as error:
+        runner = launch.build_runner(build_config(args))
+    except launch.user_errors() as error:
         sys.exit(f'{type(error).__name__}: {error}')
-    runner = launch.build_runner(cfg)
     with trusted_checkpoint_globals():
         metrics = runner.test()
     if runner.rank == 0:

@@ -27,6 +27,13 @@ class CheckpointError(ValueError):
     """A checkpoint file exists but cannot be read as one (truncated, corrupt, or not a checkpoint)."""
 
 
+def user_errors():
+    """The exceptions the tools report as one line (what the user got wrong), without a traceback."""
+    from .engine.cpu_dist import LauncherEnvironmentError
+
+    return (FileNotFoundError, ConfigScopeError, WorkDirError, CheckpointError, LauncherEnvironmentError, ValueError)
+
+
 def load_config(path, cfg_options=None):
     """Read an mmengine config file and apply `--cfg-options` overrides."""
     from mmengine.config import Config

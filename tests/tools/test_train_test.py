@@ -174,6 +174,14 @@ def test_fresh_run_refuses_to_overwrite_a_previous_one(tmp_path):
     assert _snapshot(tmp_path / 'run') == before
 
 
+def test_distributed_launcher_outside_a_job(tmp_path, monkeypatch):
+    for variable in ('SLURM_PROCID', 'RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(variable, raising=False)
+    text = _exit_message(train_tool, [str(DEMO), '--launcher', 'pytorch', '--work-dir', str(tmp_path / 'run')])
+    assert text.startswith('LauncherEnvironmentError: --launcher pytorch: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT '
+                           'not set')
+
+
 def test_bad_test_options(tmp_path):
     checkpoint = tmp_path / 'epoch_1.pth'
     torch.save({'state_dict': {}, 'meta': {}}, checkpoint)
