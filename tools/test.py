@@ -49,7 +49,11 @@ def use_tta(cfg, config_path):
 
 
 def build_config(args):
+    if args.out is not None and not args.out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out {args.out}: predictions are written as a pickle, name it *.pkl')
     cfg = launch.load_config(args.config, args.cfg_options)
+    if args.tta:
+        use_tta(cfg, args.config)
     scope = launch.register_scope(cfg)
     checkpoint = launch.read_checkpoint(args.checkpoint)
     cfg.launcher = args.launcher
@@ -62,12 +66,8 @@ def build_config(args):
         cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook['type'] != 'EMAHook']
 
     if args.out is not None:
-        if not args.out.endswith(('.pkl', '.pickle')):
-            raise ValueError(f'--out {args.out}: predictions are written as a pickle, name it *.pkl')
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=args.out)]
-    if args.tta:
-        use_tta(cfg, args.config)
     return cfg
 
 

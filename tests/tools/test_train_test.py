@@ -66,6 +66,26 @@ def test_train_options_reach_the_config(tmp_path):
     assert 'loss_scale' not in cfg.optim_wrapper
 
 
+def test_tta_wraps_the_model_and_swaps_the_test_pipeline(tmp_path):
+    config = _write_config(tmp_path, f'''
+        _base_ = ['{DEMO}']
+        tta_model = dict(type='AverageClsScoreTTA')
+        tta_pipeline = [
+            dict(type='LoadImageFromFile'),
+            dict(type='TestTimeAug', transforms=[[dict(type='RandomFlip', prob=1.0), dict(type='RandomFlip', prob=0.0)],
+                                                 [dict(type='PackInputs')]]),
+        ]
+        ''')
+    checkpoint = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {}, 'meta': {}}, checkpoint)
+    plain = test_tool.build_config(test_tool.parse_args([str(config), str(checkpoint), '--work-dir', str(tmp_path)]))
+    cfg = test_tool.build_config(test_tool.parse_args([str(config), str(checkpoint), '--work-dir', str(tmp_path),
+                                                       '--tta']))
+    assert cfg.model.type == 'AverageClsScoreTTA' and cfg.model.module == plain.model
+    assert cfg.test_dataloader.dataset.pipeline == plain.tta_pipeline
+    assert plain.test_dataloader.dataset.pipeline != plain.tta_pipeline
+
+
 def test_resume_picks_the_latest_checkpoint_of_the_work_dir(tmp_path):
     _fake_run(tmp_path / 'run')
     cfg = train_tool.build_config(train_tool.parse_args([str(DEMO), '--work-dir', str(tmp_path / 'run'), '--resume']))
@@ -190,6 +210,7 @@ def test_bad_test_options(tmp_path):
         'ValueError: --out preds.json: predictions are written as a pickle, name it *.pkl')
     assert _exit_message(test_tool, common + ['--tta']) == (
         f'ValueError: --tta needs tta_model and tta_pipeline in {DEMO}')
+    assert not (tmp_path / 'run').exists()
 
 
 def test_auto_scale_lr_needs_a_base_batch_size(tmp_path):
