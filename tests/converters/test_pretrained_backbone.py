@@ -91,3 +91,23 @@ def test_other_init_cfgs_go_through_mmengine():
     backbone = VMamba(V2, init_cfg=dict(type='Constant', layer='Conv2d', val=0.5, bias=0.0))
     backbone.init_weights()
     assert torch.all(backbone.patch_embed.conv1.weight == 0.5)
+
+
+def test_loads_when_a_parent_model_initialises_its_children(tmp_path):
+    """Runners call init_weights on the whole detector/segmentor, which recurses into the backbone."""
+    from mmengine.model import BaseModule
+
+    class Detector(BaseModule):
+
+        def __init__(self, backbone):
+            super().__init__()
+            self.backbone = backbone
+            self.neck = torch.nn.Conv2d(16, 4, 1)
+
+    state = random_state(V2, out_indices=(0, 1, 2, 3))
+    path = tmp_path / 'mm_backbone.pth'
+    torch.save({'state_dict': state}, path)
+    detector = Detector(pretrained(V2, path))
+    detector.init_weights()
+    for key, value in detector.backbone.state_dict().items():
+        assert torch.equal(value, state[key]), key

@@ -9,7 +9,7 @@ from vmamba_mm.models import VMamba
 from vmamba_mm.models.backbones.vmamba import SS2D, LayerNorm2d
 
 V2 = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=2)
-VANILLA = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=2.0, d_state=4, vanilla=True)
+VANILLA = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=2.0, d_state=2, vanilla=True)
 DESIGNS = {'v2': V2, 'vanilla': VANILLA}
 
 # With the 1000-class head: exact where the paper's repo gives the count, else in M to 0.1.
@@ -62,10 +62,10 @@ def expected_sizes(height, width, vanilla):
 def test_stage_shapes_and_strides(design, size):
     model = VMamba(DESIGNS[design]).eval()
     with torch.no_grad():
-        outs = model(torch.randn(2, 3, *size))
+        outs = model(torch.randn(1, 3, *size))
     assert len(outs) == 4
     for i, (out, hw) in enumerate(zip(outs, expected_sizes(*size, design == 'vanilla'))):
-        assert out.shape == (2, 16 * 2**i, *hw)
+        assert out.shape == (1, 16 * 2**i, *hw)
         assert out.is_contiguous()
     if size == (64, 64):
         assert [64 // out.shape[-1] for out in outs] == [4, 8, 16, 32]
@@ -215,7 +215,7 @@ def test_with_cp_gives_the_same_outputs_and_gradients(design):
     plain = VMamba(DESIGNS[design])
     checkpointed = VMamba(DESIGNS[design], with_cp=True)
     checkpointed.load_state_dict(plain.state_dict())
-    x = torch.randn(2, 3, 40, 48)
+    x = torch.randn(2, 3, 32, 40)
     results = []
     for model in (plain, checkpointed):
         outs = model(x)
