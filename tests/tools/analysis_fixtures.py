@@ -12,7 +12,8 @@ TINY_ARCH = dict(dims=16, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)
 def write_tiny_classifier_config(folder: Path, num_classes: int = 10) -> Path:
     """A VMamba classifier config (mmpretrain) small enough for CPU tests; no dataset needed."""
     config = folder / 'tiny_classifier.py'
-    config.write_text(f"""_base_ = ['{REPO}/configs/_base_/models/vmamba_cls.py', '{REPO}/configs/_base_/default_runtime_cls.py']
+    bases = [f'{REPO}/configs/_base_/models/vmamba_cls.py', f'{REPO}/configs/_base_/default_runtime_cls.py']
+    config.write_text(f"""_base_ = {bases!r}
 model = dict(
     backbone=dict(arch=dict(_delete_=True, **{TINY_ARCH!r}), drop_path_rate=0.0),
     head=dict(num_classes={num_classes}, in_channels=128),

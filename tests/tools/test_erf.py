@@ -70,7 +70,7 @@ def test_tool_draws_before_and_after_training(tmp_path, capsys):
         write_image(images / f'{index}.png', size=(40 + index, 48))
     out = tmp_path / 'erf.png'
     load_tool('analysis_tools/erf.py').main(
-        [str(config), str(checkpoint), '--images', str(images), '--size', '64', '--out', str(out)])
+        [str(config), str(checkpoint), '--images', str(images), '--size', '48', '--out', str(out)])
     printed = capsys.readouterr().out
     assert 'before training: area ratio' in printed and 'after training: area ratio' in printed
     image = check_png(out, min_width=300, min_height=150)

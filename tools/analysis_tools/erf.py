@@ -1,7 +1,7 @@
 """Effective receptive field of a VMamba backbone, drawn like the paper's ERF figure.
 
     # before training (the config's random initialisation) only
-    python tools/analysis_tools/erf.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py --images val/ --out erf.png
+    python tools/analysis_tools/erf.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py --images val/
     # before and after training, side by side
     python tools/analysis_tools/erf.py CONFIG CHECKPOINT --images val/ --num-images 50 --size 1024 --out erf.png
 
@@ -74,7 +74,8 @@ def main(argv=None):
     figure = figures.heatmap_row([(label, log_scale(erf, args.decades)) for label, erf in panels],
                                  cmap='RdYlGn', panel_size=3.0)
     figure.suptitle(f'ERF, log10 scale over {args.decades:g} decades ({args.num_images} '
-                    f'{"images" if args.images else "noise inputs"}, {args.size}x{args.size})', fontsize='small', y=1.04)
+                    f'{"images" if args.images else "noise inputs"}, {args.size}x{args.size})',
+                    fontsize='small', y=1.04)
     print(f'ERF map written to {figures.save(figure, args.out)}')
 
 

@@ -6,7 +6,7 @@
     python tools/analysis_tools/reproduce.py --det-flops --seg-flops --out-dir reproduce/
     # accuracy from your test logs, or by testing checkpoints (tools/test.py is run for you)
     python tools/analysis_tools/reproduce.py --models vmamba-tiny_8xb128-300e_in1k \\
-        --logs vmamba-tiny_8xb128-300e_in1k=work_dirs/vmamba-tiny_8xb128-300e_in1k/20260101_000000/vis_data/20260101_000000.json
+        --logs vmamba-tiny_8xb128-300e_in1k=work_dirs/test_tiny/20260101_000000/vis_data/20260101_000000.json
     python tools/analysis_tools/reproduce.py --models upernet_vmamba-tiny_8xb2-160k_ade20k-512x512 \\
         --checkpoints upernet_vmamba-tiny_8xb2-160k_ade20k-512x512=upernet_tiny.pth --tta
 
@@ -60,8 +60,8 @@ def count(get_flops, model, with_flops: bool, result: Measured):
     network.eval()
     result.parameters = parameter_count(network)['']
     if not with_flops:
-        result.notes.append(f'FLOPs not counted (pass --{model.task}-flops; '
-                            f'{model.flops_shape[0]}x{model.flops_shape[1]} is slow on a CPU)')
+        result.notes.append(f'FLOPs not counted (pass --{model.task}-flops: {model.flops_shape[0]}x'
+                            f'{model.flops_shape[1]} inputs are slow on a CPU)')
         return
     with torch.no_grad():
         inputs = get_flops.model_inputs(network, scope, model.flops_shape)
@@ -145,13 +145,16 @@ def write_report(models, results, out_dir, paper_only):
             continue
         lines += [f'## {title}', '']
         lines += [paper_table(selected) if paper_only else comparison_table(selected, results), '']
-        notes = [f'- `{model.name}`: {note}' for model in selected for note in results[model.name].notes]
-        lines += notes + ([''] if notes else [])
+        notes = {}  # note -> the models it applies to
+        for model in selected:
+            for note in results[model.name].notes:
+                notes.setdefault(note, []).append(f'`{model.name}`')
+        lines += [f'- {note}: {", ".join(names)}' for note, names in notes.items()] + ([''] if notes else [])
     report = osp.join(out_dir, 'report.md')
     figure = None if paper_only else ratio_figure(models, results)
     if figure is not None:
         figures.save(figure, osp.join(out_dir, 'report.png'))
-        lines += ['![measured / paper](report.png)', '']
+        lines += ['![measured vs paper](report.png)', '']
     with open(report, 'w', encoding='utf-8') as file:
         file.write('\n'.join(lines))
     return report

@@ -52,7 +52,8 @@ def _parse_model(entry: dict, source: str) -> PublishedModel:
         return PublishedModel(
             name=entry['Name'], alias=entry.get('Alias', entry['Name']), config=entry['Config'],
             task=tasks.pop(), parameters=int(metadata['Parameters']), flops=int(metadata['FLOPs']),
-            flops_shape=(int(height), int(width)), metrics=metrics, throughput=metadata.get(THROUGHPUT), weights=entry.get('Weights'))
+            flops_shape=(int(height), int(width)), metrics=metrics, throughput=metadata.get(THROUGHPUT),
+            weights=entry.get('Weights'))
     except KeyError as error:
         raise MetafileError(f'{source}: model {entry.get("Name", "?")} lacks {error.args[0]!r}') from error
 

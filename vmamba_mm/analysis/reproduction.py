@@ -74,6 +74,10 @@ def _metric(value) -> str:
     return '–' if value is None else f'{value:.1f}'
 
 
+def _throughput(value) -> str:
+    return '–' if value is None else f'{value:,.0f}'
+
+
 def paper_table(models: List[PublishedModel]) -> str:
     """The published numbers of ``task`` as a Markdown table (the README's model zoo)."""
     metric_names = sorted({name for model in models for name in model.metrics}, key=_metric_order)
@@ -107,7 +111,7 @@ def comparison_table(models: List[PublishedModel], measured: Dict[str, Measured]
         for name in metric_names:
             cells += [_metric(model.metrics.get(name)), _metric(result.metrics.get(name))]
         if with_throughput:
-            cells += [_metric(model.throughput), _metric(result.throughput)]
+            cells += [_throughput(model.throughput), _throughput(result.throughput)]
         rows.append(_row(cells))
     return '\n'.join(rows)
 
@@ -121,10 +125,10 @@ def _row(cells) -> str:
 
 
 def ratio_figure(models: List[PublishedModel], measured: Dict[str, Measured]):
-    """Measured / published for every number measured, one row per model: 1 is a perfect match."""
+    """Measured vs published (relative difference, %) for every number measured, one row per model."""
     from . import figures
 
-    points = []  # (model alias, quantity, ratio)
+    points = []  # (model alias, quantity, difference in %)
     for model in models:
         result = measured.get(model.name)
         if result is None:
@@ -136,15 +140,16 @@ def ratio_figure(models: List[PublishedModel], measured: Dict[str, Measured]):
                                          for name, value in model.metrics.items()]]:
             difference = relative_difference(mine, theirs)
             if difference is not None:
-                points.append((model.alias, quantity, 1.0 + difference))
+                points.append((model.alias, quantity, 100.0 * difference))
     if not points:
         return None
     plt = figures.pyplot()
     aliases = list(dict.fromkeys(alias for alias, _, _ in points))
     quantities = list(dict.fromkeys(quantity for _, quantity, _ in points))
     figure, ax = plt.subplots(figsize=(7, 0.45 * len(aliases) + 1.4))
-    ax.axvspan(1 - TOLERANCE, 1 + TOLERANCE, color='tab:green', alpha=0.15, label=f'±{TOLERANCE:.0%}')
-    ax.axvline(1.0, color='tab:green', linewidth=1)
+    band = 100.0 * TOLERANCE
+    ax.axvspan(-band, band, color='tab:green', alpha=0.15, label=f'±{TOLERANCE:.0%}')
+    ax.axvline(0.0, color='tab:green', linewidth=1)
     markers = 'osD^v<>P*X'
     for index, quantity in enumerate(quantities):
         selected = [(aliases.index(alias), ratio) for alias, name, ratio in points if name == quantity]
@@ -153,7 +158,10 @@ def ratio_figure(models: List[PublishedModel], measured: Dict[str, Measured]):
                    marker=markers[index % len(markers)], label=quantity, zorder=3)
     ax.set_yticks(range(len(aliases)), aliases)
     ax.invert_yaxis()
-    ax.set_xlabel('measured / paper')
+    reach = max(2 * band, *(abs(ratio) * 1.1 for _, _, ratio in points))
+    ax.set_xlim(-reach, reach)
+    ax.xaxis.set_major_formatter('{x:+.1f}%')
+    ax.set_xlabel('measured vs paper')
     ax.grid(axis='x', alpha=0.3)
     ax.legend(fontsize='small', loc='best')
     figure.tight_layout()
