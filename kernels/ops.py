@@ -5,6 +5,7 @@ implementation, so ``torch.compile`` traces through it without graph breaks
 and autograd sees exactly one node per op whatever backend runs inside. The
 backend is resolved in the Python wrapper and passed to the op as a string.
 """
+import functools
 import importlib.util
 from types import SimpleNamespace
 from typing import Optional
@@ -29,8 +30,9 @@ def _prims(backend):
     return reference if backend == 'torch' else _triton_prims()
 
 
+@functools.cache
 def _fused_ss2d():
-    """The fused triton ss2d module, or None while it does not exist."""
+    """The fused triton ss2d module, or None where it does not exist (imported once, on first use)."""
     if importlib.util.find_spec(f'{__package__}.triton_ss2d') is None:
         return None
     from . import triton_ss2d

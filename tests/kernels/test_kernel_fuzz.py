@@ -78,8 +78,7 @@ def test_fuzz_selective_scan_many(case):
 @st.composite
 def ss2d_cases(draw):
     backend = draw(BACKENDS)
-    # The fused triton kernel projects in bf16 (see test_kernel_triton.py), so bf16 is fuzzed on torch only.
-    dtype = draw(st.sampled_from([torch.float32, torch.bfloat16] if backend == 'torch' else [torch.float32]))
+    dtype = draw(st.sampled_from([torch.float32, torch.bfloat16]))
     # The interpreter runs the fused kernel's per-state loops in Python: keep its maps smaller.
     side = st.integers(1, 7 if backend == 'torch' else 4)
     return dict(backend=backend, dtype=dtype, channels_last=draw(st.booleans()), seed=draw(SEEDS),
