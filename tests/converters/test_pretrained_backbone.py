@@ -59,6 +59,13 @@ def test_mm_classifier_checkpoint_loads_under_its_prefix(tmp_path):
         assert torch.equal(value, state[key]), key
 
 
+def test_whole_model_checkpoint_without_prefix_asks_for_one(tmp_path):
+    path = tmp_path / 'mm_cls.pth'
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in random_state(V2).items()}}, path)
+    with pytest.raises(IncompatibleCheckpointError, match="prefix='backbone.'"):
+        pretrained(V2, path, out_indices=(3, )).init_weights()
+
+
 def test_bad_keys_fail_loudly_and_leave_the_model_untouched(tmp_path):
     official = to_official({**random_state(V2), 'head.fc.weight': torch.randn(10, 128),
                             'head.fc.bias': torch.randn(10)})

@@ -332,4 +332,7 @@ def load_pretrained_backbone(backbone: torch.nn.Module, filename: str, prefix: O
         state_dict = selected
     if is_official_layout(state_dict):
         state_dict = official_to_mm(state_dict, task='backbone')
+    elif not prefix and any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
+        raise IncompatibleCheckpointError(f'{filename} holds a whole model (keys under "backbone."): '
+                                          "select the backbone with init_cfg=dict(..., prefix='backbone.').")
     load_state_dict_strictly(backbone, state_dict)
