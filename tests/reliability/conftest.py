@@ -30,3 +30,22 @@ def digits_root(tmp_path_factory):
     result = run_python(REPO / 'tools' / 'dataset_converters' / 'make_digits_demo.py', '--out', root, cwd=REPO)
     assert result.returncode == 0, result.stderr
     return root
+
+
+@pytest.fixture
+def mm_log():
+    """The messages mmengine's current logger emits during the test (a list of strings, filled as it goes)."""
+    import logging
+
+    from mmengine.logging import MMLogger
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    logger, handler = MMLogger.get_current_instance(), Collect()
+    logger.addHandler(handler)
+    yield messages
+    logger.removeHandler(handler)

@@ -206,4 +206,5 @@ class NonFiniteLossHook(Hook):
             "(--cfg-options optim_wrapper.dtype=bfloat16) or float32 (without --amp), and keep VMamba's "
             'scan output in float32 (the default); lower the learning rate or clip gradients '
             '(optim_wrapper.clip_grad=dict(max_norm=5.0)); check the data for broken images. To skip '
-            "such steps instead, set custom_hooks=[dict(type='NonFiniteLossHook', on_non_finite='skip')].")
+            "such steps instead, give NonFiniteLossHook on_non_finite='skip' (e.g. --cfg-options "
+            'default_hooks.non_finite_loss.on_non_finite=skip).')

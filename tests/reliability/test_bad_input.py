@@ -1,0 +1,148 @@
+"""Bad data gives a clear error naming what is wrong, before or during a run: missing dataset folders,
+unreadable image files."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import ConfigDict
+from mmengine.registry import TRANSFORMS
+from PIL import Image
+
+from vmamba_mm.datasets import CheckedLoadImageFromFile, DatasetNotFoundError, UnreadableImageError, check_dataset_roots
+
+
+def _digit_folder(root, classes=('0', '1'), per_class=3):
+    """A folder-per-class dataset of tiny grayscale PNGs."""
+    for label in classes:
+        (root / label).mkdir(parents=True)
+        for index in range(per_class):
+            Image.fromarray(np.full((8, 8), 40 * index, np.uint8), mode='L').save(root / label / f'{index}.png')
+    return root
+
+
+# --- dataset folders ------------------------------------------------------------------------------
+
+def _cfg(**dataloaders):
+    return ConfigDict({f'{name}_dataloader': dict(dataset=dataset) for name, dataset in dataloaders.items()})
+
+
+def test_missing_data_root_shows_the_expected_layout(tmp_path):
+    cfg = _cfg(train=dict(type='CustomDataset', data_root=str(tmp_path / 'digits'), data_prefix='train'))
+    with pytest.raises(DatasetNotFoundError) as error:
+        check_dataset_roots(cfg)
+    message = str(error.value)
+    assert message.startswith(f'train_dataloader.dataset (CustomDataset): data_root {tmp_path / "digits"} does not '
+                              f'exist. CustomDataset expects:\n{tmp_path / "digits"}/\n├── train/<class name>/')
+    assert 'make_digits_demo.py --out' in message
+    assert message.endswith('Point the config at the data, e.g. --cfg-options '
+                            'train_dataloader.dataset.data_root=/path/to/data (or set data_root in the config).')
+    assert isinstance(error.value, FileNotFoundError)  # what tools/train.py reports in one line
+
+
+@pytest.mark.parametrize('dataset, missing', [
+    (dict(type='CustomDataset', data_prefix='val'), 'image folder {root}/val does not exist'),
+    (dict(type='CocoDataset', ann_file='annotations/instances_val2017.json', data_prefix=dict(img='val2017/')),
+     'annotation file {root}/annotations/instances_val2017.json does not exist'),
+    (dict(type='ADE20KDataset', data_prefix=dict(img_path='images/validation', seg_map_path='annotations/validation')),
+     'image folder {root}/images/validation does not exist'),
+])
+def test_missing_folders_under_an_existing_root(tmp_path, dataset, missing):
+    cfg = _cfg(val=dict(dataset, data_root=str(tmp_path)))
+    with pytest.raises(DatasetNotFoundError, match=f"^val_dataloader.dataset \\({dataset['type']}\\): "
+                                                    f'{re.escape(missing.format(root=tmp_path))}\\. '
+                                                    f"{dataset['type']} expects:\n"):
+        check_dataset_roots(cfg)
+
+
+def test_wrapped_datasets_are_checked_and_named_by_their_config_key(tmp_path):
+    _digit_folder(tmp_path / 'train')
+    good = dict(type='CustomDataset', data_root=str(tmp_path), data_prefix='train')
+    cfg = _cfg(train=dict(type='ConcatDataset', datasets=[
+        dict(type='RepeatDataset', times=2, dataset=good),
+        dict(type='MyDataset', data_root=str(tmp_path / 'extra')),
+    ]))
+    with pytest.raises(DatasetNotFoundError, match=re.escape(
+            f'train_dataloader.dataset.datasets[1] (MyDataset): data_root {tmp_path / "extra"} does not exist. '
+            'Point the config at the data')):
+        check_dataset_roots(cfg)
+    check_dataset_roots(_cfg(train=good, test=dict(type='CocoDataset', data_root='s3://bucket/coco')))
+
+
+def test_only_the_named_dataloaders_are_checked(tmp_path):
+    cfg = _cfg(test=dict(type='CustomDataset', data_root=str(tmp_path / 'nowhere')))
+    check_dataset_roots(cfg, ('train_dataloader', 'val_dataloader'))
+    with pytest.raises(DatasetNotFoundError, match='^test_dataloader.dataset'):
+        check_dataset_roots(cfg, ('test_dataloader', ))
+
+
+# --- image files --------------------------------------------------------------------------------
+
+@pytest.fixture
+def broken_images(tmp_path):
+    (tmp_path / 'empty.png').write_bytes(b'')
+    (tmp_path / 'corrupt.png').write_bytes(b'\x89PNG\r\n\x1a\n' + bytes(range(200)))
+    return tmp_path
+
+
+@pytest.mark.parametrize('name, reason', [
+    ('missing.png', 'FileNotFoundError: '),
+    ('empty.png', ''),
+    ('corrupt.png', 'the decoder cannot read it (corrupt, or not an image)'),
+])
+def test_unreadable_image_is_named(broken_images, name, reason):
+    path = broken_images / name
+    loader = TRANSFORMS.build(dict(type='CheckedLoadImageFromFile'))
+    with pytest.raises(UnreadableImageError) as error:
+        loader(dict(img_path=str(path)))
+    message = str(error.value)
+    assert message.startswith(f'image {path} cannot be loaded: {reason}')
+    assert message.endswith("skip such files with dict(type='CheckedLoadImageFromFile', on_error='skip') in the "
+                            'training pipeline')
+
+
+def test_skip_returns_none_and_reports_each_file_once(broken_images, mm_log):
+    loader = CheckedLoadImageFromFile(on_error='skip')
+    assert loader(dict(img_path=str(broken_images / 'corrupt.png'))) is None
+    assert loader(dict(img_path=str(broken_images / 'corrupt.png'))) is None
+    assert mm_log == [f'CheckedLoadImageFromFile: skipped image {broken_images / "corrupt.png"}: the decoder cannot '
+                      'read it (corrupt, or not an image)']
+
+
+def test_readable_images_load_as_with_mmcv(tmp_path):
+    _digit_folder(tmp_path)
+    results = CheckedLoadImageFromFile()(dict(img_path=str(tmp_path / '0' / '2.png')))
+    assert results['img'].shape == (8, 8, 3) and results['img'][0, 0, 0] == 80
+    assert results['ori_shape'] == (8, 8)
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(on_error='ignore'), "on_error must be one of ('raise', 'skip'), got 'ignore'"),
+    (dict(ignore_empty=True), "use on_error='skip' instead of ignore_empty"),
+])
+def test_bad_loader_options(kwargs, message):
+    with pytest.raises(ValueError, match=f'^CheckedLoadImageFromFile: {re.escape(message)}$'):
+        CheckedLoadImageFromFile(**kwargs)
+
+
+def _dataset(root, on_error):
+    from mmpretrain.datasets import CustomDataset
+    return CustomDataset(data_root=str(root), pipeline=[dict(type='CheckedLoadImageFromFile', on_error=on_error),
+                                                        dict(type='PackInputs')])
+
+
+def test_a_corrupt_file_in_a_dataset(tmp_path):
+    _digit_folder(tmp_path)
+    corrupt = tmp_path / '1' / '1.png'
+    corrupt.write_bytes(b'not a png')
+    failing = _dataset(tmp_path, 'raise')
+    index = [failing.get_data_info(i)['img_path'] for i in range(len(failing))].index(str(corrupt))
+
+    # In a DataLoader worker: the error type and message reach the training process.
+    loader = torch.utils.data.DataLoader(failing, batch_size=1, num_workers=1,
+                                         sampler=[index], collate_fn=lambda batch: batch)
+    with pytest.raises(UnreadableImageError, match=re.escape(f'image {corrupt} cannot be loaded')):
+        next(iter(loader))
+
+    replacement = _dataset(tmp_path, 'skip')[index]
+    assert replacement['data_samples'].img_path != str(corrupt)

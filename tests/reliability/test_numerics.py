@@ -1,0 +1,65 @@
+"""Numerics of real training runs: a diverging run stops with a clear error; float16 and bfloat16
+autocast train the digits demo without a NaN (VMamba's scan keeps its state in float32)."""
+import json
+import math
+import re
+import textwrap
+
+import pytest
+from conftest import REPO, run_train
+
+DEMO = REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'
+
+# One epoch of 256 digits in batches of 32, every loss logged, and NonFiniteLossHook on.
+SHORT_RUN = '''
+_base_ = ['{demo}']
+data_root = '{data}'
+train_dataloader = dict(batch_size=32, dataset=dict(data_root=data_root, indices={images}))
+val_dataloader = dict(dataset=dict(data_root=data_root, indices=64))
+test_dataloader = val_dataloader
+train_cfg = dict(max_epochs=1)
+param_scheduler = [dict(type='ConstantLR', factor=1.0, by_epoch=False)]
+default_hooks = dict(non_finite_loss=dict(type='NonFiniteLossHook'), logger=dict(interval=1))
+'''
+
+
+def _write_config(folder, digits_root, images, extra=''):
+    path = folder / 'short.py'
+    path.write_text(textwrap.dedent(SHORT_RUN).format(demo=DEMO, data=digits_root, images=images) + extra)
+    return path
+
+
+def _train_losses(work_dir):
+    (scalars, ) = work_dir.glob('*/vis_data/scalars.json')
+    return [record['loss'] for record in map(json.loads, scalars.read_text().splitlines()) if 'loss' in record]
+
+
+@pytest.mark.slow
+def test_a_diverging_run_stops_with_the_iteration_and_the_last_finite_loss(tmp_path, digits_root):
+    config = _write_config(tmp_path, digits_root, 128, "optim_wrapper = dict(optimizer=dict(lr=1e30), clip_grad=None)\n")
+    result = run_train(config, '--work-dir', tmp_path / 'run', cwd=tmp_path)
+    assert result.returncode != 0
+    reported = re.search(r'NonFiniteLossError: loss is nan at iteration 2 \(epoch 1\); the last finite loss was '
+                         r'([0-9.]+) at iteration 1\. Training stopped before this step changed the weights\.',
+                         result.stderr)
+    assert reported, result.stderr[-3000:]
+    assert abs(float(reported[1]) - _train_losses(tmp_path / 'run')[0]) < 1e-4  # the log keeps 4 decimals
+    assert 'optim_wrapper.dtype=bfloat16' in result.stderr
+    assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('precision', ['float16', 'bfloat16'])
+def test_autocast_training_stays_finite_and_learns(tmp_path, digits_root, precision):
+    if precision == 'float16':
+        config = _write_config(tmp_path, digits_root, 256,
+                               "optim_wrapper = dict(type='CPUAutocastOptimWrapper', dtype='float16')\n")
+        result = run_train(config, '--work-dir', tmp_path / 'run', cwd=tmp_path)
+    else:  # what --amp gives on a machine without a GPU
+        result = run_train(_write_config(tmp_path, digits_root, 256), '--amp', '--work-dir', tmp_path / 'run',
+                           cwd=tmp_path)
+        assert 'mixed precision runs as bfloat16 autocast on the CPU' in result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    losses = _train_losses(tmp_path / 'run')
+    assert len(losses) == 8 and all(map(math.isfinite, losses))
+    assert losses[-1] < 0.8 * losses[0]
