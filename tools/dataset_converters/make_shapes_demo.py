@@ -2,8 +2,10 @@
 
 Each image shows one to ``--max-shapes`` circles, squares and triangles (random vivid colour,
 size, rotation and shading, never overlapping) on a dull textured background. Colour says nothing
-about the class: a model has to learn the shapes. The scenes need no download and every image
-is a pure function of (``--seed``, split, index), so all machines get the same dataset::
+about the class; the outline and the fill pattern do (circles plain, squares striped, triangles
+chequered), so that a per-pixel model can learn the classes in minutes as well. The scenes need no
+download and every image is a pure function of (``--seed``, split, index), so all machines get the
+same dataset::
 
     data/shapes_coco/                        python tools/dataset_converters/make_shapes_demo.py coco
     ├── annotations/instances_train2017.json polygons, boxes, areas; categories 1..3
@@ -42,6 +44,7 @@ SEGMENTATION_CLASSES = ('background', ) + SHAPE_CLASSES
 # Vertices of each shape's polygon; 40 make a circle whose polygon and rasterised mask agree
 # to within a pixel at these sizes.
 VERTICES = {'circle': 40, 'square': 4, 'triangle': 3}
+PATTERN_PERIOD = 6  # pixels per stripe / chequer cycle
 UNLABELLED = 0  # ADE20K's "other" label, ignored by reduce_zero_label
 OUTLINE_WIDTH = 2
 MIN_SIZE = 64
@@ -90,6 +93,19 @@ def vivid_colour(rng):
     return np.asarray(Image.fromarray(hsv, 'HSV').convert('RGB'), np.float64)[0, 0]
 
 
+def fill_pattern(label, xx, yy, rng):
+    """Brightness factors at pixels (xx, yy): plain circles, striped squares, chequered triangles."""
+    kind = SHAPE_CLASSES[label]
+    if kind == 'circle':
+        return np.ones(len(xx))
+    angle = rng.uniform(0, np.pi)
+    u = xx * np.cos(angle) + yy * np.sin(angle)
+    if kind == 'square':
+        return 1 + 0.3 * np.sign(np.sin(2 * np.pi * u / PATTERN_PERIOD))
+    v = -xx * np.sin(angle) + yy * np.cos(angle)
+    return 1 + 0.3 * np.sign(np.sin(2 * np.pi * u / PATTERN_PERIOD) * np.sin(2 * np.pi * v / PATTERN_PERIOD))
+
+
 def place_shapes(rng, size, max_shapes):
     """1..max_shapes non-overlapping shapes of radius 10-25 % of the image, fully inside it."""
     count = int(rng.integers(1, max_shapes + 1))
@@ -116,9 +132,9 @@ def render_scene(seed, split, index, size, max_shapes):
         mask = Image.new('L', (size, size), 0)
         ImageDraw.Draw(mask).polygon(shape.xy(), fill=1)
         yy, xx = np.nonzero(np.asarray(mask))
-        # A linear shading gradient, so fills are not flat colour.
+        # A linear shading gradient, so fills are not flat colour, times the class's fill pattern.
         offsets = np.stack([xx - xx.mean(), yy - yy.mean()], axis=1) / max(np.ptp(xx), np.ptp(yy), 1)
-        shade = 1 + offsets @ rng.uniform(-0.25, 0.25, size=2)
+        shade = (1 + offsets @ rng.uniform(-0.25, 0.25, size=2)) * fill_pattern(shape.label, xx, yy, rng)
         canvas[yy, xx] = vivid_colour(rng) * shade[:, None] + rng.normal(0, 4, size=(len(yy), 1))
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), 'RGB'), shapes
 
