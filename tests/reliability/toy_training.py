@@ -8,6 +8,7 @@ import signal
 import sys
 import uuid
 
+import numpy as np
 import torch
 from mmengine.model import BaseModel
 from mmengine.runner import Runner
@@ -16,32 +17,41 @@ import vmamba_mm  # noqa: F401 (registers the hooks under test)
 
 
 class ScriptedLoss(BaseModel):
-    """loss = value * w.sum(), `value` read from the batch: with SGD(lr) every step moves w by -lr * value."""
+    """loss = value * w.sum(), `value` read from the batch: with SGD(lr) every step moves w by -lr * value.
 
-    def __init__(self, size=3):
+    With `noisy`, the loss is scaled by a torch and a NumPy random draw (stand-ins for stochastic depth
+    and random augmentation)."""
+
+    def __init__(self, size=3, noisy=False):
         super().__init__()
         self.w = torch.nn.Parameter(torch.ones(size))
+        self.noisy = noisy
 
     def forward(self, inputs, data_samples=None, mode='loss'):
-        return dict(loss=inputs.sum() * self.w.sum())
+        loss = inputs.sum() * self.w.sum()
+        if self.noisy:
+            loss = loss * (1 + torch.rand(()) + float(np.random.rand()))
+        return dict(loss=loss)
 
 
-def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max_epochs=1):
+def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max_epochs=1, noisy=False,
+                 train_cfg=None, **kwargs):
     """A Runner stepping once per entry of `losses` (in order) per epoch."""
     return Runner(
-        model=ScriptedLoss(),
+        model=ScriptedLoss(noisy=noisy),
         work_dir=str(work_dir),
         experiment_name=f'toy_{uuid.uuid4().hex}',
         train_dataloader=dict(dataset=[dict(inputs=torch.tensor(float(value))) for value in losses],
                               sampler=dict(type='DefaultSampler', shuffle=False), batch_size=1,
                               collate_fn=dict(type='default_collate'), num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
-        train_cfg=dict(by_epoch=True, max_epochs=max_epochs),
+        train_cfg=train_cfg or dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1)),
         custom_hooks=list(custom_hooks),
         default_scope='mmengine',
         log_level='WARNING',
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        **kwargs,
     )
 
 
