@@ -146,3 +146,40 @@ def test_a_corrupt_file_in_a_dataset(tmp_path):
 
     replacement = _dataset(tmp_path, 'skip')[index]
     assert replacement['data_samples'].img_path != str(corrupt)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('on_error', ['raise', 'skip'])
+def test_a_corrupt_image_in_a_training_run(tmp_path, digits_root, on_error):
+    import shutil
+    import textwrap
+
+    from conftest import REPO, run_train
+
+    data = tmp_path / 'digits'
+    for label in ('0', '1'):
+        for split in ('train', 'val'):
+            (data / split / label).mkdir(parents=True)
+            for image in sorted((digits_root / split / label).glob('*.png'))[:16]:
+                shutil.copy(image, data / split / label)
+    corrupt = sorted((data / 'train' / '1').glob('*.png'))[3]
+    corrupt.write_bytes(corrupt.read_bytes()[:40])  # a truncated PNG
+    config = tmp_path / 'corrupt.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = ['{REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'}']
+        load = dict(type='CheckedLoadImageFromFile', on_error='{on_error}')
+        train_dataloader = dict(batch_size=16, dataset=dict(data_root='{data}', pipeline=[load, dict(type='PackInputs')]))
+        val_dataloader = dict(dataset=dict(data_root='{data}'))
+        test_dataloader = val_dataloader
+        model = dict(head=dict(num_classes=2))
+        data_preprocessor = dict(num_classes=2)
+        train_cfg = dict(max_epochs=1)
+        '''))
+    result = run_train(config, '--work-dir', tmp_path / 'run', cwd=tmp_path)
+    output = result.stdout + result.stderr
+    if on_error == 'raise':
+        assert result.returncode != 0
+        assert f'UnreadableImageError: image {corrupt} cannot be loaded' in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert output.count(f'CheckedLoadImageFromFile: skipped image {corrupt}: ') == 1
