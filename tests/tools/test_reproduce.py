@@ -112,3 +112,36 @@ def test_checkpoints_are_tested_with_test_py(digits_project, tmp_path, monkeypat
                                                    '--out-dir', str(tmp_path / 'report')])
     accuracy = float(table_row((tmp_path / 'report' / 'report.md').read_text(), 'tiny-demo')[8])
     assert 0.0 < accuracy < 50.0  # random weights on 10 balanced classes: near chance, and measured
+
+
+def test_throughput_comes_from_the_benchmark_tool_on_a_gpu(tmp_path, monkeypatch):
+    """benchmark.py's JSON rows land on the right model; without a GPU the report says why there is none."""
+    import subprocess
+
+    from vmamba_mm.analysis.reproduction import Measured
+
+    tool = load_tool('analysis_tools/reproduce.py')
+    models = [model for model in load_model_index(str(REPO / 'model-index.yml'))
+              if model.name in ('vmamba-tiny_8xb128-300e_in1k', 'vmamba-small_8xb128-300e_in1k')]
+    calls = []
+
+    def fake_benchmark(command, **kwargs):
+        calls.append(command)
+        configs = command[command.index('--models') + 1:command.index('--precisions')]
+        rows = [dict(model=config, mode=mode, precision='fp32', images_per_s=100.0 * index + (mode == 'train'))
+                for index, config in enumerate(configs, 1) for mode in ('train', 'inference')]
+        with open(command[command.index('--json') + 1], 'w') as file:
+            json.dump(dict(environment={}, rows=rows), file)
+        return subprocess.CompletedProcess(command, 0, '', '')
+
+    monkeypatch.setattr(tool.subprocess, 'run', fake_benchmark)
+    monkeypatch.setattr(tool.torch.cuda, 'is_available', lambda: True)
+    results = {model.name: Measured() for model in models}
+    tool.benchmark_throughput(models, results)
+    assert len(calls) == 1 and calls[0][1].endswith('benchmark.py')
+    assert [results[model.name].throughput for model in models] == [100.0, 200.0]
+
+    monkeypatch.setattr(tool.torch.cuda, 'is_available', lambda: False)
+    results = {model.name: Measured() for model in models}
+    tool.benchmark_throughput(models, results)
+    assert all(result.throughput is None and 'no CUDA device' in result.notes[0] for result in results.values())
