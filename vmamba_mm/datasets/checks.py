@@ -25,6 +25,7 @@ LAYOUTS = {
 └── annotations/training/*.png, annotations/validation/*.png
 (a small one in this layout: python tools/dataset_converters/make_shapes_demo.py)''',
 }
+LAYOUTS['BaseSegDataset'] = LAYOUTS['ADE20KDataset']
 WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset', 'ConcatDataset', 'MultiImageMixDataset', 'KFoldDataset')
 
 
