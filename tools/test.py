@@ -17,6 +17,7 @@ from mmengine.config import ConfigDict, DictAction
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
 from vmamba_mm.compat import trusted_checkpoint_globals
+from vmamba_mm.datasets import check_dataset_roots
 
 
 def parse_args(argv=None):
@@ -55,6 +56,7 @@ def build_config(args):
     if args.tta:
         use_tta(cfg, args.config)
     scope = launch.register_scope(cfg)
+    check_dataset_roots(cfg, ('test_dataloader', ))
     checkpoint = launch.read_checkpoint(args.checkpoint)
     cfg.launcher = args.launcher
     work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
@@ -86,8 +88,11 @@ def main(argv=None):
         runner = launch.build_runner(build_config(args))
     except launch.user_errors() as error:
         sys.exit(f'{type(error).__name__}: {error}')
-    with trusted_checkpoint_globals():
-        metrics = runner.test()
+    try:
+        with trusted_checkpoint_globals():
+            metrics = runner.test()
+    except launch.run_errors() as error:
+        sys.exit(f'{type(error).__name__}: {error}')
     if runner.rank == 0:
         report(runner, metrics)
 

@@ -17,6 +17,7 @@ from mmengine.logging import print_log
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
 from vmamba_mm.compat import trusted_checkpoint_globals
+from vmamba_mm.datasets import check_dataset_roots
 
 
 def parse_args(argv=None):
@@ -49,25 +50,8 @@ def parse_args(argv=None):
 def build_config(args):
     cfg = launch.load_config(args.config, args.cfg_options)
     launch.register_scope(cfg)
-    cfg.launcher = args.launcher
-    work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
-
-    if args.resume is None:
-        previous = launch.latest_checkpoint(work_dir)
-        if previous is not None and not cfg.get('resume', False):
-            raise launch.WorkDirError(
-                f'work dir {work_dir} already holds a run (latest checkpoint {previous}); pass --resume to '
-                f'continue it, or --work-dir to start a new one elsewhere (nothing was changed)')
-    else:
-        checkpoint = launch.latest_checkpoint(work_dir) if args.resume == 'auto' else args.resume
-        if checkpoint is None:
-            print_log(f'--resume: no checkpoint in {work_dir} yet, training starts from the beginning',
-                      logger='current', level=logging.WARNING)
-        else:
-            launch.read_checkpoint(checkpoint)  # a clear error now rather than deep inside the Runner
-        cfg.resume = checkpoint is not None
-        cfg.load_from = checkpoint
-
+    check_dataset_roots(cfg, ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') is not None else
+                        ('train_dataloader', ))
     if args.amp:
         launch.enable_amp(cfg)
     if launch.amp_on_cpu(cfg):
@@ -80,6 +64,30 @@ def build_config(args):
                              f'the total batch size its learning rate was set for')
         cfg.auto_scale_lr.enable = True
 
+    # A bad checkpoint gets a clear error now rather than deep inside the Runner.
+    explicit_resume = args.resume not in (None, 'auto')
+    if explicit_resume:
+        launch.read_checkpoint(args.resume)
+
+    cfg.launcher = args.launcher
+    work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
+
+    if args.resume is None:
+        previous = launch.latest_checkpoint(work_dir)
+        if previous is not None and not cfg.get('resume', False):
+            raise launch.WorkDirError(
+                f'work dir {work_dir} already holds a run (latest checkpoint {previous}); pass --resume to '
+                f'continue it, or --work-dir to start a new one elsewhere (nothing was changed)')
+    else:
+        checkpoint = args.resume if explicit_resume else launch.latest_checkpoint(work_dir)
+        if checkpoint is None:
+            print_log(f'--resume: no checkpoint in {work_dir} yet, training starts from the beginning',
+                      logger='current', level=logging.WARNING)
+        elif not explicit_resume:
+            launch.read_checkpoint(checkpoint)
+        cfg.resume = checkpoint is not None
+        cfg.load_from = checkpoint
+
     return cfg
 
 
@@ -89,8 +97,11 @@ def main(argv=None):
         runner = launch.build_runner(build_config(args))
     except launch.user_errors() as error:
         sys.exit(f'{type(error).__name__}: {error}')
-    with trusted_checkpoint_globals():
-        runner.train()
+    try:
+        with trusted_checkpoint_globals():
+            runner.train()
+    except launch.run_errors() as error:
+        sys.exit(f'{type(error).__name__}: {error}')
 
 
 if __name__ == '__main__':

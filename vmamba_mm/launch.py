@@ -34,6 +34,14 @@ def user_errors():
     return (FileNotFoundError, ConfigScopeError, WorkDirError, CheckpointError, LauncherEnvironmentError, ValueError)
 
 
+def run_errors():
+    """Errors that stop a run with a message saying where and what to do: reported as one line too."""
+    from .datasets import UnreadableImageError
+    from .engine import NonFiniteLossError, ResumeError
+
+    return (NonFiniteLossError, ResumeError, UnreadableImageError)
+
+
 def load_config(path, cfg_options=None):
     """Read an mmengine config file and apply `--cfg-options` overrides."""
     from mmengine.config import Config
@@ -121,14 +129,17 @@ def checkpoint_to_load(path, checkpoint, scope, work_dir):
 
 
 def save_atomically(obj, path):
-    """torch.save to a temporary sibling, then rename: readers never see a half-written file."""
+    """torch.save to a temporary sibling, then publish it under `path`: readers never see a half-written file."""
+    from .engine.hooks import publish
+
     handle, staging = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', dir=osp.dirname(path) or '.')
     os.close(handle)
     try:
         torch.save(obj, staging)
-        os.replace(staging, path)
+        publish(staging, path)
     except BaseException:
-        os.remove(staging)
+        if osp.exists(staging):
+            os.remove(staging)
         raise
 
 

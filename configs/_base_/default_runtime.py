@@ -1,13 +1,18 @@
 # Runtime settings shared by classification, detection and segmentation.
-# Only mmengine's own hooks and visualizer appear here, so every task (mmpretrain / mmdet / mmseg scope)
-# can inherit this file; each task's runtime file adds its default_scope and visualizer.
+# Only hooks registered in mmengine's root registry appear here (mmengine's own and vmamba_mm.engine's),
+# so every task (mmpretrain / mmdet / mmseg scope) can inherit this file; each task's runtime file adds
+# its default_scope and visualizer.
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=100),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    # `save_last` keeps the final state resumable however `interval` is set.
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
+    # Written to a temporary file and renamed, old ones removed only after: a kill during a save never
+    # leaves a truncated checkpoint for --resume. `save_last` keeps the final state resumable.
+    checkpoint=dict(type='AtomicCheckpointHook', interval=1, max_keep_ckpts=3, save_last=True),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # A NaN/inf loss stops training with the iteration and the last finite loss (on_non_finite='skip'
+    # skips such steps instead).
+    non_finite_loss=dict(type='NonFiniteLossHook'),
 )
 
 env_cfg = dict(

@@ -57,7 +57,7 @@ param_scheduler = [
     dict(type='CosineAnnealingLR', eta_min_ratio=1e-2, by_epoch=True, begin=1, end=max_epochs,
          convert_to_iter_based=True),
 ]
-train_cfg = dict(by_epoch=True, max_epochs=max_epochs, val_interval=4)
+train_cfg = dict(max_epochs=max_epochs, val_interval=4)
 auto_scale_lr = dict(base_batch_size=64)
 
 # 23 steps per epoch: decay 0.99 averages over the last ~4 epochs (ImageNet's 0.9999 spans ~8).

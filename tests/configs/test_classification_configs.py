@@ -64,6 +64,7 @@ def test_recipe_is_the_official_one(name):
                                                betas=(0.9, 0.999))
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=5.0)
     assert cfg.train_cfg.max_epochs == 300 and cfg.train_dataloader.drop_last
+    assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop'  # mmengine's epoch loop + exact mid-epoch resume
 
     ema_hooks = [hook for hook in cfg.custom_hooks if hook['type'] == 'EMAHook']
     if name.startswith('vmamba-vanilla-tiny'):

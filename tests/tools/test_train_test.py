@@ -34,6 +34,12 @@ def _fake_run(work_dir):
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
 
 
+@pytest.fixture(autouse=True)
+def in_digits_project(digits_project, monkeypatch):
+    """Run from a project folder whose data/digits holds the demo data, as a user of the demo does."""
+    monkeypatch.chdir(digits_project)
+
+
 # --- arguments ---------------------------------------------------------------------------------
 
 
@@ -47,11 +53,10 @@ def test_train_arguments():
     assert args.cfg_options == {'train_cfg.max_epochs': 3, 'randomness.seed': 5}
 
 
-def test_default_work_dir_is_named_after_the_config(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_default_work_dir_is_named_after_the_config(digits_project):
     cfg = train_tool.build_config(train_tool.parse_args([str(DEMO)]))
     assert cfg.work_dir == 'work_dirs/vmamba-demo_digits'
-    assert (tmp_path / 'work_dirs' / 'vmamba-demo_digits').is_dir()
+    assert (digits_project / 'work_dirs' / 'vmamba-demo_digits').is_dir()
 
 
 def test_train_options_reach_the_config(tmp_path):
@@ -152,12 +157,22 @@ def test_config_scope_errors(tmp_path, scope_line, message):
     assert not (tmp_path / 'run').exists()
 
 
+def test_missing_dataset(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no data/digits here
+    for tool, argv in ((train_tool, [str(DEMO)]), (test_tool, [str(DEMO), 'epoch_1.pth'])):
+        text = _exit_message(tool, argv + ['--work-dir', str(tmp_path / 'run')])
+        assert text.startswith('DatasetNotFoundError: ') and 'data/digits' in text
+        assert 'make_digits_demo.py' in text  # the expected layout and how to get it
+    assert not (tmp_path / 'run').exists()
+
+
 def test_missing_checkpoint(tmp_path):
     text = _exit_message(test_tool, [str(DEMO), str(tmp_path / 'epoch_9.pth'), '--work-dir', str(tmp_path / 'run')])
     assert text == f'FileNotFoundError: checkpoint {tmp_path / "epoch_9.pth"} does not exist'
     text = _exit_message(train_tool, [str(DEMO), '--resume', str(tmp_path / 'epoch_9.pth'),
                                       '--work-dir', str(tmp_path / 'run')])
     assert text == f'FileNotFoundError: checkpoint {tmp_path / "epoch_9.pth"} does not exist'
+    assert not (tmp_path / 'run').exists()
 
 
 @pytest.mark.parametrize('content', [b'', b'PK\x03\x04 truncated zip', b'not a checkpoint at all'])
@@ -221,6 +236,7 @@ def test_auto_scale_lr_needs_a_base_batch_size(tmp_path):
     text = _exit_message(train_tool, [str(config), '--auto-scale-lr', '--work-dir', str(tmp_path / 'run')])
     assert text == f'ValueError: --auto-scale-lr needs auto_scale_lr.base_batch_size in {config}, ' \
         'the total batch size its learning rate was set for'
+    assert not (tmp_path / 'run').exists()
 
 
 # --- real runs on the digits demo ---------------------------------------------------------------

@@ -16,7 +16,8 @@ param_scheduler = [
          convert_to_iter_based=True),
 ]
 
-train_cfg = dict(by_epoch=True, max_epochs=300, val_interval=1)
+# mmengine's epoch loop, plus exact mid-epoch resume (data position and RNG state are checkpointed).
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=300, val_interval=1)
 val_cfg = dict()
 test_cfg = dict()
 
