@@ -69,6 +69,16 @@ def test_train_options_reach_the_config(tmp_path):
     # No GPU here: --amp runs bfloat16 autocast on the CPU instead of the CUDA-only AmpOptimWrapper.
     assert cfg.optim_wrapper.type == 'CPUAutocastOptimWrapper' and cfg.optim_wrapper.dtype == 'bfloat16'
     assert 'loss_scale' not in cfg.optim_wrapper
+    from mmengine.optim import build_optim_wrapper
+
+    layer = torch.nn.Linear(4, 2)
+    optim_wrapper = build_optim_wrapper(layer, cfg.optim_wrapper)
+    with optim_wrapper.optim_context(layer):
+        output = layer(torch.randn(3, 4))
+    assert output.dtype == torch.bfloat16
+    weight = layer.weight.detach().clone()
+    optim_wrapper.update_params(output.float().square().sum())
+    assert layer.weight.dtype == torch.float32 and not torch.equal(layer.weight, weight)
 
 
 def test_tta_wraps_the_model_and_swaps_the_test_pipeline(tmp_path):
