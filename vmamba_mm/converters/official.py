@@ -14,6 +14,7 @@ missing, unexpected or mis-shaped key raises :class:`IncompatibleCheckpointError
 The only tolerated differences are the expected ones: ``outnorm*`` of a detection/segmentation
 backbone may be missing (they are new layers), and the classifier is dropped for them.
 """
+import logging
 import os
 import pickle
 import re
@@ -303,25 +304,37 @@ def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) ->
 
 
 def load_state_dict_strictly(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
-                             optional: str = r'outnorm\d+\.') -> None:
+                             optional: str = r'outnorm\d+\.', strict: bool = True) -> None:
     """``load_state_dict`` that tolerates only missing keys matching ``optional`` and names
-    every other missing, unexpected or mis-shaped key in one error."""
+    every other missing, unexpected or mis-shaped key in one error.
+
+    ``strict=False`` is the explicit opt-out for partial loads: the keys that fit are loaded, the
+    others are named in a warning and keep their initial values."""
     own = module.state_dict()
     missing = [key for key in own if key not in state_dict and not re.match(optional, key)]
     unexpected = [key for key in state_dict if key not in own]
     mismatched = {key: (value.shape, own[key].shape) for key, value in state_dict.items()
                   if key in own and value.shape != own[key].shape}
     if missing or unexpected or mismatched:
-        raise IncompatibleCheckpointError(f'Checkpoint does not fit {type(module).__name__}:\n  ' +
-                                          describe_mismatch(missing, unexpected, mismatched))
+        problems = describe_mismatch(missing, unexpected, mismatched)
+        if strict:
+            raise IncompatibleCheckpointError(f'Checkpoint does not fit {type(module).__name__}:\n  {problems}\n'
+                                              'To load only the keys that fit, pass strict=False.')
+        from mmengine.logging import print_log
+        print_log(f'Partial load (strict=False) into {type(module).__name__}; not loaded:\n  {problems}',
+                  logger='current', level=logging.WARNING)
+        state_dict = {key: value for key, value in state_dict.items() if key in own and key not in mismatched}
     module.load_state_dict(state_dict, strict=False)
 
 
-def load_pretrained_backbone(backbone: torch.nn.Module, filename: str, prefix: Optional[str] = None) -> None:
+def load_pretrained_backbone(backbone: torch.nn.Module, filename: str, prefix: Optional[str] = None,
+                             strict: bool = True) -> None:
     """Load an official or mm checkpoint file into a VMamba backbone, strictly.
 
     ``prefix`` selects the keys under it (e.g. ``'backbone.'`` of an mm classifier or
     detector checkpoint) and strips it, as mmengine's ``Pretrained`` init does.
+    ``strict=False`` loads what fits and names the rest in a warning (see
+    :func:`load_state_dict_strictly`).
     """
     state_dict = unwrap_state_dict(load_checkpoint_file(filename))
     if prefix:
@@ -335,4 +348,4 @@ def load_pretrained_backbone(backbone: torch.nn.Module, filename: str, prefix: O
     elif not prefix and any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
         raise IncompatibleCheckpointError(f'{filename} holds a whole model (keys under "backbone."): '
                                           "select the backbone with init_cfg=dict(..., prefix='backbone.').")
-    load_state_dict_strictly(backbone, state_dict)
+    load_state_dict_strictly(backbone, state_dict, strict=strict)
