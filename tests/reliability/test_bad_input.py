@@ -183,3 +183,17 @@ def test_a_corrupt_image_in_a_training_run(tmp_path, digits_root, on_error):
     else:
         assert result.returncode == 0, result.stderr[-3000:]
         assert output.count(f'CheckedLoadImageFromFile: skipped image {corrupt}: ') == 1
+
+
+@pytest.mark.slow
+def test_train_py_reports_a_missing_dataset_in_one_line_and_writes_nothing(tmp_path):
+    from conftest import REPO, run_train
+
+    result = run_train(REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py', '--work-dir', tmp_path / 'run',
+                       '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path / "digits"}', cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        f'DatasetNotFoundError: train_dataloader.dataset (CustomDataset): data_root {tmp_path / "digits"} does not '
+        'exist. CustomDataset expects:\n'), result.stderr[-2000:]
+    assert 'Traceback' not in result.stderr
+    assert list(tmp_path.iterdir()) == []
