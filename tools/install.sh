@@ -29,7 +29,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$python" -m venv "$venv"
 fi
 py="$venv/bin/python"
-pip() { "$py" -m pip --disable-pip-version-check -q "$@"; }
+# This machine's pip config lists local indexes that lack most projects; hide pip's notice for each.
+pip() { "$py" -m pip --disable-pip-version-check -q "$@" 2> >(grep -v 'is ignored: it is neither a file nor a directory' >&2); }
 
 stamp="$venv/.vmamba_mm-install-stamp"
 want=$(cat requirements/*.txt tools/install.sh | sha256sum | cut -c1-16)
@@ -42,7 +43,9 @@ log "torch, torchvision, build tools"
 pip install -r requirements/torch.txt
 
 torch_tag=$("$py" -c "import torch; print(torch.__version__.replace('+', '_'))")
+ops=${FORCE_CUDA:-0}  # FORCE_CUDA=1 (with TORCH_CUDA_ARCH_LIST) builds the CUDA ops too
 wheel_dir="$cache/mmcv-2.1.0-torch$torch_tag"
+[ "$ops" = 1 ] && wheel_dir+=-cuda-ops
 if ! ls "$wheel_dir"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
   log "building mmcv 2.1.0 with ops against torch $torch_tag (about 10 minutes on 2 cores)"
   work=$(mktemp -d)
@@ -53,7 +56,7 @@ if ! ls "$wheel_dir"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
     sed -i 's/-std=c++17/-std=c++20/g' "$work/mmcv-2.1.0/setup.py"
   fi
   mkdir -p "$wheel_dir"
-  (cd "$work/mmcv-2.1.0" && MMCV_WITH_OPS=1 FORCE_CUDA=0 MAX_JOBS=${MAX_JOBS:-$(nproc)} \
+  (cd "$work/mmcv-2.1.0" && MMCV_WITH_OPS=1 FORCE_CUDA=$ops MAX_JOBS=${MAX_JOBS:-$(nproc)} \
     "$py" -m pip --disable-pip-version-check -q wheel --no-build-isolation --no-deps . -w "$wheel_dir")
 fi
 
