@@ -50,7 +50,7 @@ def test_kill_during_save(tmp_path, hook_type):
 
 
 @pytest.mark.slow
-def test_resume_names_a_truncated_latest_checkpoint(tmp_path):
+def test_resume_names_a_truncated_latest_checkpoint(tmp_path, digits_root):
     """A `last_checkpoint` pointing to a truncated file (e.g. written by another tool): --resume says which file."""
     work_dir = tmp_path / 'run'
     work_dir.mkdir()
@@ -60,7 +60,9 @@ def test_resume_names_a_truncated_latest_checkpoint(tmp_path):
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'iter_5.pth'))
     before = {path.name: path.read_bytes() for path in work_dir.iterdir()}
 
-    result = run_train(DEMO, '--work-dir', work_dir, '--resume', cwd=tmp_path, timeout=300)
+    result = run_train(DEMO, '--work-dir', work_dir, '--resume', '--cfg-options',
+                       f'train_dataloader.dataset.data_root={digits_root}', f'val_dataloader.dataset.data_root={digits_root}',
+                       cwd=tmp_path, timeout=300)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1].startswith(
         f'CheckpointError: checkpoint {work_dir / "iter_5.pth"} cannot be read (truncated or corrupt?)')
