@@ -197,3 +197,12 @@ def test_train_py_reports_a_missing_dataset_in_one_line_and_writes_nothing(tmp_p
         'exist. CustomDataset expects:\n'), result.stderr[-2000:]
     assert 'Traceback' not in result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# --- model configuration ------------------------------------------------------------------------
+
+def test_an_arch_of_the_wrong_type_is_named():
+    from vmamba_mm.models import VMamba
+
+    with pytest.raises(TypeError, match=r'^VMamba arch must be a name or a dict, got int\.$'):
+        VMamba(3)
