@@ -67,3 +67,32 @@ def test_resume_names_a_truncated_latest_checkpoint(tmp_path, digits_root):
     assert result.stderr.strip().splitlines()[-1].startswith(
         f'CheckpointError: checkpoint {work_dir / "iter_5.pth"} cannot be read (truncated or corrupt?)')
     assert {path.name: path.read_bytes() for path in work_dir.iterdir()} == before
+
+
+def test_a_full_disk_during_a_save_names_the_checkpoint_that_is_intact(tmp_path, monkeypatch):
+    from mmengine.fileio import LocalBackend
+
+    from vmamba_mm.engine.hooks import CheckpointSaveError
+
+    put, writes = LocalBackend.put, []
+
+    def put_until_the_disk_is_full(self, obj, filepath):
+        writes.append(filepath)
+        if len(writes) == 1:
+            return put(self, obj, filepath)
+        with open(filepath, 'wb') as file:
+            file.write(obj[:100])
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(LocalBackend, 'put', put_until_the_disk_is_full)
+    runner = build_runner(tmp_path, [1.0, 2.0, 3.0],
+                          checkpoint=dict(type='AtomicCheckpointHook', interval=1, by_epoch=False, max_keep_ckpts=1))
+    with pytest.raises(CheckpointSaveError) as error:
+        runner.train()
+    assert str(error.value) == (
+        f'checkpoint {tmp_path / "iter_2.pth"} could not be saved (No space left on device); last_checkpoint still '
+        f'names {tmp_path / "iter_1.pth"}, which is intact. Free space in {tmp_path} and continue with --resume')
+    assert [path.name for path in tmp_path.glob('*.pth')] == ['iter_1.pth']
+    assert list(tmp_path.glob('.*')) == []  # the partial file was removed
+    assert launch.latest_checkpoint(str(tmp_path)) == str(tmp_path / 'iter_1.pth')
+    torch.testing.assert_close(_weights(tmp_path / 'iter_1.pth'), torch.full((3, ), 0.9))

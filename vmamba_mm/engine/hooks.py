@@ -43,6 +43,10 @@ def staging_path(path):
     return osp.join(osp.dirname(path), f'.{osp.basename(path)}{STAGING_SUFFIX}')
 
 
+class CheckpointSaveError(OSError):
+    """A checkpoint could not be written (full disk, quota, permissions); earlier ones are untouched."""
+
+
 @HOOKS.register_module()
 class AtomicCheckpointHook(CheckpointHook):
     """mmengine's `CheckpointHook` (same arguments) with all-or-nothing writes.
@@ -53,7 +57,8 @@ class AtomicCheckpointHook(CheckpointHook):
     `--resume` then has nothing to continue from. Here the checkpoint is written to a hidden sibling
     and renamed into place, then `last_checkpoint` is replaced the same way, and only then are
     outdated checkpoints removed, so `last_checkpoint` always names a complete file. Staging files
-    of a killed save are removed when training starts again.
+    of a killed save are removed when training starts again; a save that fails (a full disk) removes
+    its own and raises :class:`CheckpointSaveError` naming the checkpoint that is still intact.
 
     Object stores (s3, petrel, ...) publish an upload only when it is complete; for them this hook
     writes as mmengine's does.
@@ -75,30 +80,45 @@ class AtomicCheckpointHook(CheckpointHook):
         runner.message_hub.update_info('last_ckpt', self.last_ckpt)
 
         staging = staging_path(self.last_ckpt)
-        runner.save_checkpoint(
-            self.out_dir,
-            osp.basename(staging),
-            self.file_client_args,
-            save_optimizer=self.save_optimizer,
-            save_param_scheduler=self.save_param_scheduler,
-            meta=meta,
-            by_epoch=self.by_epoch,
-            backend_args=self.backend_args,
-            **self.args)
-        if not is_main_process():
-            return
-        publish(staging, self.last_ckpt)
-
         pointer = osp.join(runner.work_dir, 'last_checkpoint')
-        with open(staging_path(pointer), 'w') as file:
-            file.write(self.last_ckpt)
-        publish(staging_path(pointer), pointer)
+        try:
+            runner.save_checkpoint(
+                self.out_dir,
+                osp.basename(staging),
+                self.file_client_args,
+                save_optimizer=self.save_optimizer,
+                save_param_scheduler=self.save_param_scheduler,
+                meta=meta,
+                by_epoch=self.by_epoch,
+                backend_args=self.backend_args,
+                **self.args)
+            if not is_main_process():
+                return
+            publish(staging, self.last_ckpt)
+            with open(staging_path(pointer), 'w') as file:
+                file.write(self.last_ckpt)
+            publish(staging_path(pointer), pointer)
+        except OSError as error:  # typically a full disk or quota: free the space the partial files took
+            for partial in (staging, staging_path(pointer)):
+                if osp.exists(partial):
+                    os.remove(partial)
+            raise CheckpointSaveError(
+                f'checkpoint {self.last_ckpt} could not be saved ({error.strerror or error}); '
+                f'{self._previous(pointer)}. Free space in {self.out_dir} and continue with --resume') from error
 
         if outdated is not None and outdated != self.last_ckpt:
             if osp.isdir(outdated):
                 shutil.rmtree(outdated)
             elif osp.isfile(outdated):
                 os.remove(outdated)
+
+    @staticmethod
+    def _previous(pointer):
+        """What `--resume` will find, for the message of a failed save."""
+        if not osp.isfile(pointer):
+            return 'no earlier checkpoint of this run was written'
+        with open(pointer) as file:
+            return f'last_checkpoint still names {file.read().strip()}, which is intact'
 
     def _keep(self, runner, step):
         """Add `step` to the kept checkpoints; the path of the one that falls out, or None."""
