@@ -132,7 +132,8 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         if last_step is None:
             print_log(
                 f'ResumableEpochBasedTrainLoop: the checkpoint holds no data-loader position or random state '
-                f'(written by another train loop); epoch {self._epoch + 1} starts again from its first batch',
+                f'(written by another train loop); epoch {self._epoch + 1} runs from its first batch, with fresh '
+                f'random states',
                 logger='current', level=logging.WARNING)
             return None
         if last_step['epoch'] == self._epoch:
@@ -140,8 +141,8 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
         elif last_step['epoch'] == self._epoch - 1:
             done = 0  # saved at the end of an epoch
         else:
-            raise ResumeError(f"checkpoint of epoch {self._epoch} records its last step in epoch "
-                               f"{last_step['epoch'] + 1}: it was not written by this loop's run")
+            raise ResumeError(f"the checkpoint resumes epoch {self._epoch + 1} but records its last step in epoch "
+                              f"{last_step['epoch'] + 1}: its position was not written by this loop")
         if done > len(self.dataloader):
             raise ResumeError(
                 f'the checkpoint was written after batch {done} of epoch {self._epoch + 1}, but the data loader '
