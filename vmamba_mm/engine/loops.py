@@ -73,7 +73,9 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
     On resume the batches of the current epoch that were already trained are loaded again and dropped
     (their random augmentations drawn as before), which takes the time of loading them. With several
     processes and ``randomness.diff_rank_seed=True`` the checkpoint holds only rank 0's random states:
-    the position is restored, the random states are not (a warning says so).
+    the position is restored, the random states are not (a warning says so). Data-loader workers are
+    restored exactly when they start afresh every epoch (``persistent_workers=False``); persistent
+    workers carry random states across epochs that no checkpoint holds (a warning says so).
     """
 
     def run(self):
@@ -152,6 +154,11 @@ class ResumableEpochBasedTrainLoop(EpochBasedTrainLoop):
             print_log('ResumableEpochBasedTrainLoop: diff_rank_seed=True and the checkpoint holds rank 0\'s '
                       'random states only; they are not restored', logger='current', level=logging.WARNING)
             return done, None, None
+        if self.dataloader.num_workers > 0 and self.dataloader.persistent_workers and self._epoch > 0:
+            print_log('ResumableEpochBasedTrainLoop: with persistent_workers=True the data-loader workers carried '
+                      'their random states over from earlier epochs, which a checkpoint cannot hold: random '
+                      'augmentations now draw differently from the interrupted run (persistent_workers=False '
+                      'resumes exactly)', logger='current', level=logging.WARNING)
         start_rng = epoch_start['rng'] if epoch_start is not None and epoch_start['epoch'] == self._epoch else None
         if done and start_rng is None:
             raise ResumeError(f'the checkpoint has no random state for the start of epoch {self._epoch + 1}')
