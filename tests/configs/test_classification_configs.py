@@ -21,6 +21,10 @@ MODELS = {
     'vmamba-vanilla-base_8xb128-300e_in1k.py': ('vanilla-base', 0.5, 1024),
 }
 CHEAP = {'vmamba-tiny_8xb128-300e_in1k.py'}
+# The vanilla (v0) design scans with d_state 16: on the CPU's torch reference one 224² step of vanilla-S/B
+# costs minutes of CPU time (vanilla-B about 9). Vanilla-T checks the design at 224²; S/B, which differ
+# from it only in depth and width, step at 112².
+STEP_SIZE = {'vmamba-vanilla-small_8xb128-300e_in1k.py': 112, 'vmamba-vanilla-base_8xb128-300e_in1k.py': 112}
 TINY_ARCH = dict(dims=16, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)
 
 
@@ -107,6 +111,7 @@ def test_weight_decay_exempts_what_the_official_optimizer_exempts(name):
     assert {0.0, 0.05} == set(decay.values())
 
 
+@pytest.mark.filterwarnings('ignore:Detected call of `scheduler.step\\(\\)` before `optimizer.step\\(\\)`')
 def test_lr_schedule_matches_the_official_formula():
     """Linear warm-up from 5e-7 x 2 over 20 epochs, then per-iteration cosine to 5e-6 x 2 at epoch 300."""
     from mmengine.optim import OptimWrapper
@@ -156,7 +161,7 @@ def _train_step(model, image_size=224):
 def test_config_builds_and_trains_one_step(name):
     cfg = _load(name)
     model = _build_model(cfg)
-    loss = _train_step(model)
+    loss = _train_step(model, STEP_SIZE.get(name, 224))
     assert torch.isfinite(loss)
     # Mixup/CutMix targets with label smoothing: the loss of an untrained model sits near ln(1000).
     assert 0.5 * math.log(1000) < loss.item() < 2 * math.log(1000)

@@ -133,7 +133,8 @@ def test_official_checkpoint_is_converted_into_the_work_dir(tmp_path):
 def test_mm_checkpoint_is_used_as_it_is(tmp_path):
     checkpoint = tmp_path / 'epoch_1.pth'
     torch.save({'state_dict': _demo_weights(), 'meta': {}}, checkpoint)
-    cfg = test_tool.build_config(test_tool.parse_args([str(DEMO), str(checkpoint), '--work-dir', str(tmp_path / 'run')]))
+    args = test_tool.parse_args([str(DEMO), str(checkpoint), '--work-dir', str(tmp_path / 'run')])
+    cfg = test_tool.build_config(args)
     assert cfg.load_from == str(checkpoint) and cfg.resume is False
     assert 'EMAHook' in [hook['type'] for hook in cfg.custom_hooks]
     assert list((tmp_path / 'run').iterdir()) == []
@@ -199,7 +200,8 @@ def test_checkpoint_without_weights(tmp_path):
     odd = tmp_path / 'odd.pth'
     torch.save({'weights': {}}, odd)
     text = _exit_message(test_tool, [str(DEMO), str(odd), '--work-dir', str(tmp_path / 'run')])
-    assert text.startswith(f"CheckpointError: checkpoint {odd} has neither 'state_dict' (mmengine) nor official VMamba weights")
+    assert text.startswith(
+        f"CheckpointError: checkpoint {odd} has neither 'state_dict' (mmengine) nor official VMamba weights")
 
 
 def test_work_dir_that_cannot_be_written(tmp_path):
