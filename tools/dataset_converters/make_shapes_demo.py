@@ -44,7 +44,7 @@ SEGMENTATION_CLASSES = ('background', ) + SHAPE_CLASSES
 # Vertices of each shape's polygon; 40 make a circle whose polygon and rasterised mask agree
 # to within a pixel at these sizes.
 VERTICES = {'circle': 40, 'square': 4, 'triangle': 3}
-PATTERN_PERIOD = 6  # pixels per stripe / chequer cycle
+PATTERN_PERIOD = 12  # pixels per stripe / chequer cycle: resolved by stride-4 features
 UNLABELLED = 0  # ADE20K's "other" label, ignored by reduce_zero_label
 OUTLINE_WIDTH = 2
 MIN_SIZE = 64
@@ -94,16 +94,17 @@ def vivid_colour(rng):
 
 
 def fill_pattern(label, xx, yy, rng):
-    """Brightness factors at pixels (xx, yy): plain circles, striped squares, chequered triangles."""
+    """How far pixels (xx, yy) of a shape are blended towards white: nowhere for circles, every
+    other stripe for squares, every other chequer for triangles. A change of chromaticity rather
+    than of brightness, which the backbone's per-pixel LayerNorms would normalise away."""
     kind = SHAPE_CLASSES[label]
     if kind == 'circle':
-        return np.ones(len(xx))
+        return np.zeros(len(xx))
     angle = rng.uniform(0, np.pi)
-    u = xx * np.cos(angle) + yy * np.sin(angle)
-    if kind == 'square':
-        return 1 + 0.3 * np.sign(np.sin(2 * np.pi * u / PATTERN_PERIOD))
-    v = -xx * np.sin(angle) + yy * np.cos(angle)
-    return 1 + 0.3 * np.sign(np.sin(2 * np.pi * u / PATTERN_PERIOD) * np.sin(2 * np.pi * v / PATTERN_PERIOD))
+    u = np.sin(2 * np.pi * (xx * np.cos(angle) + yy * np.sin(angle)) / PATTERN_PERIOD)
+    if kind == 'triangle':
+        u = u * np.sin(2 * np.pi * (-xx * np.sin(angle) + yy * np.cos(angle)) / PATTERN_PERIOD)
+    return 0.6 * (u > 0)
 
 
 def place_shapes(rng, size, max_shapes):
@@ -123,19 +124,26 @@ def place_shapes(rng, size, max_shapes):
     return shapes
 
 
+def scene_rng(seed, split, index):
+    """The random stream of scene `index` of `split`: independent of how many scenes are made."""
+    return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
+
+
 def render_scene(seed, split, index, size, max_shapes):
-    """The RGB image of scene `index` of `split` and its shapes; independent of how many are made."""
-    rng = np.random.default_rng([seed, zlib.crc32(split.encode()), index])
+    """The RGB image of scene `index` of `split` and its shapes."""
+    rng = scene_rng(seed, split, index)
     canvas = textured_background(rng, size)
     shapes = place_shapes(rng, size, max_shapes)
     for shape in shapes:
         mask = Image.new('L', (size, size), 0)
         ImageDraw.Draw(mask).polygon(shape.xy(), fill=1)
         yy, xx = np.nonzero(np.asarray(mask))
-        # A linear shading gradient, so fills are not flat colour, times the class's fill pattern.
+        # A linear shading gradient, so fills are not flat colour, and the class's fill pattern.
         offsets = np.stack([xx - xx.mean(), yy - yy.mean()], axis=1) / max(np.ptp(xx), np.ptp(yy), 1)
-        shade = (1 + offsets @ rng.uniform(-0.25, 0.25, size=2)) * fill_pattern(shape.label, xx, yy, rng)
-        canvas[yy, xx] = vivid_colour(rng) * shade[:, None] + rng.normal(0, 4, size=(len(yy), 1))
+        shade = 1 + offsets @ rng.uniform(-0.25, 0.25, size=2)
+        whiten = fill_pattern(shape.label, xx, yy, rng)[:, None]
+        fill = (1 - whiten) * vivid_colour(rng) * shade[:, None] + whiten * 235
+        canvas[yy, xx] = fill + rng.normal(0, 4, size=(len(yy), 1))
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), 'RGB'), shapes
 
 
