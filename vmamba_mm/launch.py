@@ -15,6 +15,10 @@ import torch
 SCOPE_TASKS = {'mmpretrain': 'cls', 'mmdet': 'det', 'mmseg': 'seg'}
 
 
+class ConfigFileError(ValueError):
+    """The config file is not a vmamba_mm (mmengine) config: another format, or the official repo's yacs file."""
+
+
 class ConfigScopeError(ValueError):
     """The config names no `default_scope`, or one that vmamba_mm does not drive."""
 
@@ -31,15 +35,16 @@ def user_errors():
     """The exceptions the tools report as one line (what the user got wrong), without a traceback."""
     from .engine.cpu_dist import LauncherEnvironmentError
 
-    return (FileNotFoundError, ConfigScopeError, WorkDirError, CheckpointError, LauncherEnvironmentError, ValueError)
+    return (FileNotFoundError, ConfigFileError, ConfigScopeError, WorkDirError, CheckpointError,
+            LauncherEnvironmentError, ValueError)
 
 
 def run_errors():
     """Errors that stop a run with a message saying where and what to do: reported as one line too."""
     from .datasets import UnreadableImageError
-    from .engine import NonFiniteLossError, ResumeError
+    from .engine import CheckpointSaveError, NonFiniteLossError, ResumeError
 
-    return (NonFiniteLossError, ResumeError, UnreadableImageError)
+    return (CheckpointSaveError, NonFiniteLossError, ResumeError, UnreadableImageError)
 
 
 def load_config(path, cfg_options=None):
@@ -48,7 +53,14 @@ def load_config(path, cfg_options=None):
 
     if not osp.isfile(path):
         raise FileNotFoundError(f'config file {path} does not exist')
+    suffix = osp.splitext(path)[1]
+    if suffix not in ('.py', '.json', '.yml', '.yaml'):
+        raise ConfigFileError(f"config file {path}: vmamba_mm configs are Python files (.py), got '{suffix}'")
     cfg = Config.fromfile(path)
+    if 'MODEL' in cfg and 'model' not in cfg:
+        raise ConfigFileError(
+            f'{path} is an official VMamba (yacs) config; use the matching configs/classification/vmamba-*.py '
+            f'(official checkpoints load directly: tools/test.py CONFIG CHECKPOINT)')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
     return cfg

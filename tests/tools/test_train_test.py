@@ -156,6 +156,26 @@ def test_missing_config_from_the_command_line(tmp_path):
     assert not (tmp_path / 'work_dirs').exists()
 
 
+def test_wrong_config_type(tmp_path):
+    notes = tmp_path / 'notes.txt'
+    notes.write_text('lr=1e-3')
+    assert _exit_message(train_tool, [str(notes)]) == (
+        f"ConfigFileError: config file {notes}: vmamba_mm configs are Python files (.py), got '.txt'")
+    # The official repository's yacs configs are YAML too, but not mmengine configs.
+    official = _write_config(tmp_path, '''
+        MODEL:
+          TYPE: vssm
+          NAME: vssm1_tiny_0230s
+          VSSM:
+            EMBED_DIM: 96
+            DEPTHS: [ 2, 2, 8, 2 ]
+        ''', name='vmambav2v_tiny_224.yaml')
+    text = _exit_message(test_tool, [str(official), 'ckpt.pth', '--work-dir', str(tmp_path / 'run')])
+    assert text.startswith(f'ConfigFileError: {official} is an official VMamba (yacs) config; use the matching '
+                           'configs/classification/vmamba-*.py')
+    assert not (tmp_path / 'run').exists()
+
+
 @pytest.mark.parametrize('scope_line, message', [
     ('', 'sets no default_scope; set it to one of mmpretrain, mmdet, mmseg'),
     ("default_scope = 'mmocr'", "has default_scope='mmocr'; vmamba_mm drives mmpretrain, mmdet, mmseg"),

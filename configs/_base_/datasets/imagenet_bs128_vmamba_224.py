@@ -48,7 +48,9 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=128,
     num_workers=8,
-    persistent_workers=True,
+    # Fresh workers each epoch: persistent ones carry random states no checkpoint holds, so a resumed run
+    # would augment differently from an uninterrupted one.
+    persistent_workers=False,
     pin_memory=True,
     drop_last=True,
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
