@@ -147,13 +147,13 @@ class NonFiniteLossHook(Hook):
     are dropped, which stops training as ``'stop'`` does.
 
     With several processes, all of them skip or stop together when any one sees a non-finite loss.
+    With gradient accumulation, a skipped step does not count towards ``accumulative_counts``.
 
     Args:
         on_non_finite (str): ``'stop'`` or ``'skip'``.
         max_consecutive_skips (int): With ``'skip'``, how many steps in a row may be dropped.
     """
 
-    priority = 'VERY_HIGH'
     ACTIONS = ('stop', 'skip')
 
     def __init__(self, on_non_finite='stop', max_consecutive_skips=10):
