@@ -16,7 +16,7 @@ from vmamba_mm.analysis import figures
 from vmamba_mm.analysis.logs import available_keys, read_json_log, series, train_time
 
 
-class UnknownKeyError(KeyError):
+class UnknownKeyError(ValueError):
     """A requested key is in none of the logs."""
 
 

@@ -37,10 +37,7 @@ from vmamba_mm.analysis.reproduction import (TASK_TITLES, Measured, comparison_t
 
 TOOLS = osp.dirname(osp.dirname(osp.abspath(__file__)))
 REPO = osp.dirname(TOOLS)
-FLOPS_FLAGS = {'cls': None, 'det': 'det_flops', 'seg': 'seg_flops'}
-
-
-class UnknownModelError(KeyError):
+class UnknownModelError(ValueError):
     """A model name (or pattern) matches nothing in the model index."""
 
 
@@ -202,8 +199,8 @@ def main(argv=None):
             get_flops = load_get_flops()
             for model in models:
                 print(f'counting {model.name}', flush=True)
-                flag = FLOPS_FLAGS[model.task]
-                count(get_flops, model, flag is None or getattr(args, flag), results[model.name])
+                with_flops = model.task == 'cls' or getattr(args, f'{model.task}_flops')  # 224x224 is cheap
+                count(get_flops, model, with_flops, results[model.name])
         for table, tta in ((logs, False), (tta_logs, True)):
             for name, path in table.items():
                 metrics = paper_metrics(by_name[name].task, last_metrics(read_json_log(path)), tta)

@@ -144,6 +144,7 @@ def ratio_figure(models: List[PublishedModel], measured: Dict[str, Measured]):
     if not points:
         return None
     plt = figures.pyplot()
+    from matplotlib.ticker import MaxNLocator
     aliases = list(dict.fromkeys(alias for alias, _, _ in points))
     quantities = list(dict.fromkeys(quantity for _, quantity, _ in points))
     figure, ax = plt.subplots(figsize=(7, 0.45 * len(aliases) + 1.4))
@@ -160,7 +161,8 @@ def ratio_figure(models: List[PublishedModel], measured: Dict[str, Measured]):
     ax.invert_yaxis()
     reach = max(2 * band, *(abs(ratio) * 1.1 for _, _, ratio in points))
     ax.set_xlim(-reach, reach)
-    ax.xaxis.set_major_formatter('{x:+.1f}%')
+    ax.xaxis.set_major_locator(MaxNLocator(5))
+    ax.xaxis.set_major_formatter('{x:+g}%')
     ax.set_xlabel('measured vs paper')
     ax.grid(axis='x', alpha=0.3)
     ax.legend(fontsize='small', loc='best')
