@@ -87,7 +87,7 @@ def test_checkpoint(model, checkpoint, tta: bool, work_dir: str) -> dict:
                            f'{completed.stderr[-3000:]}')
     metrics = {}
     for line in completed.stdout.splitlines():
-        match = re.fullmatch(r'([\w/().+-]+): (-?[\d.]+(?:e-?\d+)?)', line.strip())
+        match = re.fullmatch(r'([\w/().+-]+): (-?\d+(?:\.\d+)?(?:e[-+]?\d+)?)', line.strip())
         if match:
             metrics[match.group(1)] = float(match.group(2))
     return metrics
