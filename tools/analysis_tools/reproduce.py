@@ -6,7 +6,7 @@
     python tools/analysis_tools/reproduce.py --det-flops --seg-flops --out-dir reproduce/
     # accuracy from your test logs, or by testing checkpoints (tools/test.py is run for you)
     python tools/analysis_tools/reproduce.py --models vmamba-tiny_8xb128-300e_in1k \\
-        --logs vmamba-tiny_8xb128-300e_in1k=work_dirs/test_tiny/20260101_000000/vis_data/20260101_000000.json
+        --logs vmamba-tiny_8xb128-300e_in1k=work_dirs/test_tiny/20260101_000000/20260101_000000.json
     python tools/analysis_tools/reproduce.py --models upernet_vmamba-tiny_8xb2-160k_ade20k-512x512 \\
         --checkpoints upernet_vmamba-tiny_8xb2-160k_ade20k-512x512=upernet_tiny.pth --tta
 

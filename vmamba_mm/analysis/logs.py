@@ -1,5 +1,5 @@
-"""Reading mmengine's json scalar logs (``<work_dir>/<timestamp>/vis_data/scalars.json`` and its
-``<timestamp>.json`` twin): one json object per line, training lines carrying ``loss``/``lr``/``iter``,
+"""Reading mmengine's json scalar logs (a training run's ``<work_dir>/<timestamp>/vis_data/scalars.json``,
+a test run's ``<work_dir>/<timestamp>/<timestamp>.json``): one json object per line, training lines carrying ``loss``/``lr``/``iter``,
 evaluation lines carrying the metrics (``accuracy/top1``, ``coco/bbox_mAP``, ``mIoU``...), all with ``step``.
 """
 import json
