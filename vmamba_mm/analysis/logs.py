@@ -1,6 +1,7 @@
-"""Reading mmengine's json scalar logs (a training run's ``<work_dir>/<timestamp>/vis_data/scalars.json``,
-a test run's ``<work_dir>/<timestamp>/<timestamp>.json``): one json object per line, training lines carrying ``loss``/``lr``/``iter``,
-evaluation lines carrying the metrics (``accuracy/top1``, ``coco/bbox_mAP``, ``mIoU``...), all with ``step``.
+"""Reading mmengine's json scalar logs: a training run's ``<work_dir>/<timestamp>/vis_data/scalars.json``,
+a test run's ``<work_dir>/<timestamp>/<timestamp>.json``. One json object per line: training lines carry
+``loss``/``lr``/``iter``, evaluation lines the metrics (``accuracy/top1``, ``coco/bbox_mAP``, ``mIoU``...);
+training and validation lines have a ``step``.
 """
 import json
 import os.path as osp
