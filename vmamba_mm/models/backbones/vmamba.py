@@ -2,12 +2,18 @@
 
 One backbone class, :class:`VMamba`, covers the released family:
 
-* v2 (``tiny``, ``small``, ``base`` and the other released v2 sizes): channels-first
-  ``(B, C, H, W)`` features with LayerNorm over C, a two-convolution stem, strided-conv
-  downsampling, and blocks of ``x + SS2D(LN(x))`` followed by ``x + MLP(LN(x))``. SS2D is
-  the paper's final form (no z-gate, depthwise conv without bias, d_state 1).
-* v0 (``vanilla-*``): the first release, channels-last ``(B, H, W, C)`` features, a 4x4
-  patchify stem, Swin patch merging, SS2D-only blocks whose output is gated by SiLU(z).
+* v2 (``tiny``, ``small``, ``base`` and the other released v2 sizes): a two-convolution
+  stem, strided-conv downsampling, and blocks of ``x + SS2D(LN(x))`` followed by
+  ``x + MLP(LN(x))``. SS2D is the paper's final form (no z-gate, depthwise conv without
+  bias, d_state 1).
+* v0 (``vanilla-*``): the first release, a 4x4 patchify stem, Swin patch merging,
+  SS2D-only blocks whose output is gated by SiLU(z).
+
+Both run channels-last ``(B, H, W, C)`` from the stem to the stage outputs: LayerNorms and
+projections act on the last dim without permutes, convolutions see an NCHW view of the
+same memory (channels_last memory format, which cuDNN runs natively), and the fused
+``kernels.ss2d`` reads and writes that layout directly. Stage outputs are returned as NCHW
+views.
 
 The selective-scan core of SS2D lives in the standalone ``kernels`` package. Parameters
 use this package's own names; :mod:`vmamba_mm.converters` maps official checkpoints
@@ -30,30 +36,22 @@ from kernels.dispatch import BACKENDS
 ArchSpec = Union[str, dict]
 
 
-class LayerNorm2d(nn.LayerNorm):
-    """LayerNorm over the channels of a ``(B, C, H, W)`` tensor."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
-        return x.permute(0, 3, 1, 2)
-
-
 class ToChannelsLast(nn.Module):
-    """(B, C, H, W) -> (B, H, W, C)."""
+    """(B, C, H, W) -> (B, H, W, C), a view."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.permute(0, 2, 3, 1)
 
 
-class Linear2d(nn.Linear):
-    """``nn.Linear`` over the channels of a ``(B, C, H, W)`` tensor.
+class ChannelsLastConv2d(nn.Conv2d):
+    """``nn.Conv2d`` on ``(B, H, W, C)`` features.
 
-    It keeps Linear's parameter shape and initialisation, and runs as a 1x1 convolution
-    so channels-first features need no permute.
+    The permutes are views: the convolution gets an NCHW tensor in channels_last memory
+    format and returns one, so no copy is made on either side.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(x, self.weight[:, :, None, None], self.bias)
+        return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
 class SS2D(nn.Module):
@@ -66,8 +64,8 @@ class SS2D(nn.Module):
         embed_dims (int): Block width C.
         ssm_ratio (float): Inner width D = int(ssm_ratio * C).
         d_state (int): SSM state size N.
-        vanilla (bool): The v0 form: channels-last input, ``in_proj`` C -> 2D whose second
-            half gates the output through SiLU, and a depthwise conv with bias.
+        vanilla (bool): The v0 form: ``in_proj`` C -> 2D whose second half gates the
+            output through SiLU, and a depthwise conv with bias.
         kernel_backend (str, optional): ``kernels`` backend; None lets the package choose.
     """
 
@@ -85,20 +83,18 @@ class SS2D(nn.Module):
         self.d_state = d_state
         self.vanilla = vanilla
         self.kernel_backend = kernel_backend
-        linear = nn.Linear if vanilla else Linear2d
-        norm = nn.LayerNorm if vanilla else LayerNorm2d
         k, d, r, n = self.num_directions, self.inner_dims, self.dt_rank, d_state
 
-        self.in_proj = linear(embed_dims, 2 * d if vanilla else d, bias=False)
-        self.conv = nn.Conv2d(d, d, kernel_size=3, padding=1, groups=d, bias=vanilla)
+        self.in_proj = nn.Linear(embed_dims, 2 * d if vanilla else d, bias=False)
+        self.conv = ChannelsLastConv2d(d, d, kernel_size=3, padding=1, groups=d, bias=vanilla)
         # Per direction k: x_proj_weight[k] maps u -> (dt, B, C); dt_proj_weight[k] maps dt -> delta.
         self.x_proj_weight = nn.Parameter(torch.empty(k, r + 2 * n, d))
         self.dt_proj_weight = nn.Parameter(torch.empty(k, d, r))
         self.dt_proj_bias = nn.Parameter(torch.empty(k, d))
         self.A_log = nn.Parameter(torch.empty(k * d, n))
         self.skip = nn.Parameter(torch.empty(k * d))
-        self.out_norm = norm(d)
-        self.out_proj = linear(d, embed_dims, bias=False)
+        self.out_norm = nn.LayerNorm(d)
+        self.out_proj = nn.Linear(d, embed_dims, bias=False)
         self.reset_ssm_parameters()
 
     @torch.no_grad()
@@ -125,7 +121,6 @@ class SS2D(nn.Module):
         x = self.in_proj(x)
         if self.vanilla:
             x, z = x.chunk(2, dim=-1)
-            x = x.permute(0, 3, 1, 2)
         x = F.silu(self.conv(x))
         y = kernels.ss2d(
             x,
@@ -134,23 +129,23 @@ class SS2D(nn.Module):
             self.dt_proj_bias,
             -torch.exp(self.A_log.float()),
             self.skip.float(),
+            channels_last=True,
             out_fp32=True,
             backend=self.kernel_backend)
+        y = self.out_norm(y)
         if self.vanilla:
-            y = self.out_norm(y.permute(0, 2, 3, 1)) * F.silu(z)
-        else:
-            y = self.out_norm(y)
+            y = y * F.silu(z)
         return self.out_proj(y.to(dtype))
 
 
 class Mlp(nn.Module):
-    """Channels-first MLP: Linear -> GELU -> Linear."""
+    """Linear -> GELU -> Linear."""
 
     def __init__(self, embed_dims: int, hidden_dims: int):
         super().__init__()
-        self.fc1 = Linear2d(embed_dims, hidden_dims)
+        self.fc1 = nn.Linear(embed_dims, hidden_dims)
         self.act = nn.GELU()
-        self.fc2 = Linear2d(hidden_dims, embed_dims)
+        self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc2(self.act(self.fc1(x)))
@@ -169,14 +164,13 @@ class VSSBlock(nn.Module):
                  vanilla: bool = False,
                  kernel_backend: Optional[str] = None):
         super().__init__()
-        norm = nn.LayerNorm if vanilla else LayerNorm2d
-        self.norm1 = norm(embed_dims)
+        self.norm1 = nn.LayerNorm(embed_dims)
         self.ssm = SS2D(embed_dims, ssm_ratio, d_state, vanilla=vanilla, kernel_backend=kernel_backend)
         self.drop_path = StochasticDepth(drop_path, mode='row') if drop_path > 0 else nn.Identity()
         if vanilla:
             self.norm2 = self.mlp = None
         else:
-            self.norm2 = norm(embed_dims)
+            self.norm2 = nn.LayerNorm(embed_dims)
             self.mlp = Mlp(embed_dims, int(embed_dims * self.mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -187,7 +181,7 @@ class VSSBlock(nn.Module):
 
 
 class PatchMerging(nn.Module):
-    """Swin patch merging on channels-last features: 2x2 neighbours -> LN -> Linear 4C -> 2C.
+    """Swin patch merging: 2x2 neighbours -> LN -> Linear 4C -> 2C.
 
     Odd sizes are zero-padded at the bottom/right.
     """
@@ -311,9 +305,8 @@ class VMamba(BaseModule):
             downsample = self.make_downsample(self.dims[i], self.dims[i + 1]) if i + 1 < self.num_stages else None
             self.stages.append(VMambaStage(blocks, downsample))
 
-        norm = nn.LayerNorm if self.vanilla else LayerNorm2d
         for i in self.out_indices:
-            self.add_module(f'outnorm{i}', norm(self.dims[i]))
+            self.add_module(f'outnorm{i}', nn.LayerNorm(self.dims[i]))
 
         self.apply(self._init_linear)
         self._freeze_stages()
@@ -355,7 +348,10 @@ class VMamba(BaseModule):
         return tuple(sorted(set(parsed)))
 
     def make_stem(self, in_channels: int, embed_dims: int) -> nn.Module:
-        """Stride-4 stem: a 4x4 patchify conv (v0) or two 3x3 stride-2 convs (v2)."""
+        """Stride-4 stem: a 4x4 patchify conv (v0) or two 3x3 stride-2 convs (v2).
+
+        It takes NCHW images and returns channels-last features.
+        """
         if self.vanilla:
             return nn.Sequential(
                 OrderedDict(
@@ -366,10 +362,11 @@ class VMamba(BaseModule):
         return nn.Sequential(
             OrderedDict(
                 conv1=nn.Conv2d(in_channels, hidden_dims, kernel_size=3, stride=2, padding=1),
-                norm1=LayerNorm2d(hidden_dims),
+                to_channels_last=ToChannelsLast(),
+                norm1=nn.LayerNorm(hidden_dims),
                 act=nn.GELU(),
-                conv2=nn.Conv2d(hidden_dims, embed_dims, kernel_size=3, stride=2, padding=1),
-                norm2=LayerNorm2d(embed_dims)))
+                conv2=ChannelsLastConv2d(hidden_dims, embed_dims, kernel_size=3, stride=2, padding=1),
+                norm2=nn.LayerNorm(embed_dims)))
 
     def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
         """Halves the resolution: Swin patch merging (v0) or a 3x3 stride-2 conv + LN (v2)."""
@@ -377,7 +374,8 @@ class VMamba(BaseModule):
             return PatchMerging(in_dims, out_dims)
         return nn.Sequential(
             OrderedDict(
-                conv=nn.Conv2d(in_dims, out_dims, kernel_size=3, stride=2, padding=1), norm=LayerNorm2d(out_dims)))
+                conv=ChannelsLastConv2d(in_dims, out_dims, kernel_size=3, stride=2, padding=1),
+                norm=nn.LayerNorm(out_dims)))
 
     @staticmethod
     def _init_linear(module: nn.Module):
@@ -397,18 +395,28 @@ class VMamba(BaseModule):
         they are new layers of a detection/segmentation backbone and keep their init.
         Any other missing, unexpected or mis-shaped key raises
         :class:`~vmamba_mm.converters.IncompatibleCheckpointError`.
+        ``strict=False`` in init_cfg loads only the keys that fit and names the others in a warning.
         """
         if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
             super().init_weights()
             return
         from vmamba_mm.converters import load_pretrained_backbone
-        load_pretrained_backbone(self, self.init_cfg['checkpoint'], prefix=self.init_cfg.get('prefix'))
+        load_pretrained_backbone(
+            self,
+            self.init_cfg['checkpoint'],
+            prefix=self.init_cfg.get('prefix'),
+            strict=self.init_cfg.get('strict', True))
         self._is_init = True
 
     def forward(self, x: torch.Tensor) -> tuple:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f'VMamba expects images of shape (B, {self.in_channels}, H, W), '
                              f'got a tensor of shape {tuple(x.shape)}.')
+        if x.numel() == 0:
+            raise ValueError(f'VMamba got an empty input of shape {tuple(x.shape)}.')
+        if not torch.compiler.is_compiling() and not torch.jit.is_tracing() and not torch.isfinite(x).all():
+            raise ValueError(f'VMamba input holds {int((~torch.isfinite(x)).sum())} non-finite values (NaN/inf); '
+                             'check the data and its normalisation (a std of 0 divides by zero).')
         x = self.patch_embed(x)
         outs = []
         for i, stage in enumerate(self.stages):
@@ -418,8 +426,9 @@ class VMamba(BaseModule):
                 else:
                     x = block(x)
             if i in self.out_indices:
-                out = getattr(self, f'outnorm{i}')(x)
-                outs.append((out.permute(0, 3, 1, 2) if self.vanilla else out).contiguous())
+                # An NCHW view in channels_last memory format: convolutional necks and
+                # heads take it as is.
+                outs.append(getattr(self, f'outnorm{i}')(x).permute(0, 3, 1, 2))
             if stage.downsample is not None:
                 x = stage.downsample(x)
         return tuple(outs)
