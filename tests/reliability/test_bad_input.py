@@ -206,3 +206,24 @@ def test_an_arch_of_the_wrong_type_is_named():
 
     with pytest.raises(TypeError, match=r'^VMamba arch must be a name or a dict, got int\.$'):
         VMamba(3)
+
+
+# --- model input --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize('shape', [(0, 3, 32, 32), (1, 3, 0, 32), (2, 3, 32, 0)])
+def test_an_empty_input_is_named(shape):
+    from vmamba_mm.models import VMamba
+
+    with pytest.raises(ValueError, match=f'^VMamba got an empty input of shape {re.escape(str(shape))}\\.$'):
+        VMamba(dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1), out_indices=(1, ))(torch.zeros(shape))
+
+
+@pytest.mark.parametrize('bad', [float('nan'), float('inf')])
+def test_non_finite_input_is_named(bad):
+    from vmamba_mm.models import VMamba
+
+    x = torch.zeros(2, 3, 16, 16)
+    x[1, 2, 3, 4] = x[0, 0, 0, 0] = bad
+    with pytest.raises(ValueError, match=r'^VMamba input holds 2 non-finite values \(NaN/inf\); check the data and its '
+                                         r'normalisation \(a std of 0 divides by zero\)\.$'):
+        VMamba(dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1), out_indices=(1, ))(x)

@@ -56,3 +56,14 @@ def test_strict_false_loads_what_fits_and_names_the_rest(mismatched_checkpoint, 
                         r'stages\.1\.blocks\.0\.norm2\.bias\n  unexpected keys \(1\): head\.fc\.weight\n  '
                         r'shape mismatches \(1\): stages\.0\.blocks\.0\.norm1\.weight \(checkpoint \(9,\) vs model '
                         r'\(8,\)\)', warning)
+
+
+def test_init_cfg_strict_false_is_the_opt_out(mismatched_checkpoint, mm_log):
+    model = VMamba(TINY, out_indices=(1, ),
+                   init_cfg=dict(type='Pretrained', checkpoint=str(mismatched_checkpoint), strict=False))
+    model.init_weights()
+    assert bool((model.state_dict()['patch_embed.conv1.weight'] == 0.5).all())
+    assert any(message.startswith('Partial load (strict=False) into VMamba') for message in mm_log)
+    with pytest.raises(IncompatibleCheckpointError, match='To load only the keys that fit, pass strict=False'):
+        VMamba(TINY, out_indices=(1, ), init_cfg=dict(type='Pretrained', checkpoint=str(mismatched_checkpoint))
+               ).init_weights()
