@@ -159,6 +159,26 @@ def measure(model, mode, precision, batch_size, resolution, device, warmup, repe
     return batch_size * 1e3 / milliseconds, peak
 
 
+@torch.no_grad()
+def compare_backends(spec, device, precision, batch_size=8, resolution=224):
+    """Largest logit difference between the triton and torch SS2D backends, absolute and relative to
+    the largest logit, for one VMamba model on the same weights and images."""
+    import kernels
+    model = build_model(spec, kernel_backend=None).to(device).eval()
+    images = torch.randn(batch_size, 3, resolution, resolution, device=device)
+    dtype = PRECISIONS[precision]
+    logits = {}
+    for backend in ('torch', 'triton'):
+        kernels.set_backend(backend)
+        try:
+            with torch.autocast(device.type, dtype=dtype) if dtype else contextlib.nullcontext():
+                logits[backend] = model(images).float()
+        finally:
+            kernels.set_backend(None)
+    difference = (logits['triton'] - logits['torch']).abs().max().item()
+    return difference, difference / logits['torch'].abs().max().item()
+
+
 def environment(device):
     info = {'torch': torch.__version__, 'cuda': torch.version.cuda, 'device': str(device)}
     if device.type == 'cuda':
@@ -261,6 +281,8 @@ def parse_args(argv=None):
     parser.add_argument('--kernel-backend', choices=['torch', 'triton'], default=None,
                         help='force the SS2D backend (default: automatic; a silent fallback is an error)')
     parser.add_argument('--compile', action='store_true', help='torch.compile each model')
+    parser.add_argument('--compare-backends', action='store_true',
+                        help='first print the logit difference between the triton and torch backends (VMamba models)')
     parser.add_argument('--channels-last', action='store_true')
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=50)
@@ -279,6 +301,11 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     env = environment(torch.device(args.device))
+    if args.compare_backends:
+        for spec in (spec for spec in args.models if spec.startswith('vmamba-')):
+            for precision in args.precisions:
+                absolute, relative = compare_backends(spec, torch.device(args.device), precision)
+                print(f'backends {spec} {precision}: max |triton - torch| = {absolute:.3g} ({relative:.3g} of max |logit|)')
     rows = run(args)
     print(table(rows, env))
     for (model, precision, mode), points in scaling(rows).items():
