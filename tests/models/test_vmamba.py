@@ -186,6 +186,17 @@ def test_official_initialisation():
     assert all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
 
 
+def test_ss2d_core_gets_fp32_under_autocast(monkeypatch):
+    """Half activations are upcast before ``kernels.ss2d``: the fused kernel's fp32 path is its faster one."""
+    seen = []
+    ss2d = kernels.ss2d
+    monkeypatch.setattr(kernels, 'ss2d', lambda x, *args, **kwargs: seen.append(x.dtype) or ss2d(x, *args, **kwargs))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        outs = VMamba(V2)(torch.randn(1, 3, 32, 32))
+    assert seen == [torch.float32] * 5
+    assert all(out.isfinite().all() for out in outs)
+
+
 def test_frozen_stages_stop_gradients_and_stay_in_eval():
     model = VMamba(V2, frozen_stages=2)
     model.train()

@@ -121,7 +121,9 @@ class SS2D(nn.Module):
         x = self.in_proj(x)
         if self.vanilla:
             x, z = x.chunk(2, dim=-1)
-        x = F.silu(self.conv(x))
+        # Under autocast x is half precision. The fused kernel computes in fp32 either way and
+        # runs faster on fp32 input (docs/kernels_notes.md), so it gets the exact upcast.
+        x = F.silu(self.conv(x)).float()
         y = kernels.ss2d(
             x,
             self.x_proj_weight,
