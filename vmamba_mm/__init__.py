@@ -1,7 +1,8 @@
 """vmamba_mm: VMamba (Visual State Space Model) as an OpenMMLab backbone for mmpretrain, mmdet and mmseg.
 
 `import vmamba_mm` (or `custom_imports=dict(imports=['vmamba_mm'])` in a config) registers the `VMamba`
-backbone in the MODELS registries of mmpretrain, mmdet and mmseg, and vmamba_mm's engine parts
+backbone in the MODELS registries of mmpretrain, mmdet and mmseg, its checked image loading in their
+TRANSFORMS, and vmamba_mm's engine parts
 (CPU distributed wrapper, CPU autocast optimizer wrapper) in mmengine's.
 """
 from .compat import disable_incompatible_multimodal
@@ -9,6 +10,6 @@ from .compat import disable_incompatible_multimodal
 # Must run before anything imports mmpretrain.models (mmdet.models imports it too).
 disable_incompatible_multimodal()
 
-from . import engine, registry  # noqa: E402,F401  registration happens on import
+from . import datasets, engine, registry  # noqa: E402,F401  registration happens on import
 
 __version__ = '0.1.0'
