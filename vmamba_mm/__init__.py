@@ -1,9 +1,9 @@
 """vmamba_mm: VMamba (Visual State Space Model) as an OpenMMLab backbone for mmpretrain, mmdet and mmseg.
 
 `import vmamba_mm` (or `custom_imports=dict(imports=['vmamba_mm'])` in a config) registers the `VMamba`
-backbone in the MODELS registries of mmpretrain, mmdet and mmseg, its checked image loading in their
-TRANSFORMS, and vmamba_mm's engine parts
-(CPU distributed wrapper, CPU autocast optimizer wrapper) in mmengine's.
+backbone in the MODELS registries of mmpretrain, mmdet and mmseg, its checked image loading in mmengine's
+TRANSFORMS (which all three search), and vmamba_mm's engine parts (CPU distributed wrapper, CPU autocast optimizer wrapper,
+atomic checkpointing, non-finite loss hook, resumable loop) in mmengine's.
 """
 from .compat import disable_incompatible_multimodal
 
