@@ -1,11 +1,13 @@
 """Write the shapes demo datasets for detection (COCO layout) and segmentation (ADE20K layout).
 
 Each image shows one to ``--max-shapes`` circles, squares and triangles (random size, rotation,
-shading and vivid colour, never overlapping) on a dull textured background. Besides its outline,
-each class has its own band of hues (circles red to yellow, squares green to cyan, triangles blue
-to purple) and fill pattern (plain, striped, chequered): cues a per-pixel segmentation model picks
-up in minutes, where outlines alone take it far longer. The scenes need no download and every
-image is a pure function of (``--seed``, split, index), so all machines get the same dataset::
+shading and vivid colour, never overlapping) on a dull textured background; each class has its own
+fill pattern (plain, striped, chequered). In the ADE20K layout each class also draws its colour from
+its own band of hues (circles red to yellow, squares green to cyan, triangles blue to purple): a
+small segmentation model trained from scratch separates the classes on outlines and patterns alone
+only after far more iterations than a demo can afford, while the detector learns them from the
+outlines in minutes. The scenes need no download and every image is a pure function of
+(``--seed``, split, index), so all machines get the same dataset::
 
     data/shapes_coco/                        python tools/dataset_converters/make_shapes_demo.py coco
     ├── annotations/instances_train2017.json polygons, boxes, areas; categories 1..3
@@ -89,9 +91,9 @@ def textured_background(rng, size):
             + rng.normal(0, 6, size=(size, size, 1)))
 
 
-def vivid_colour(rng, label):
-    """A saturated, bright colour with a hue from the class's band (a fifth of the hue circle)."""
-    hue = HUE_BANDS[SHAPE_CLASSES[label]] + rng.uniform(0, 0.2)
+def vivid_colour(rng, label, hue_bands):
+    """A saturated, bright colour; its hue from the class's band (a fifth of the circle) or any."""
+    hue = HUE_BANDS[SHAPE_CLASSES[label]] + rng.uniform(0, 0.2) if hue_bands else rng.uniform(0, 1)
     hsv = np.array([[[int(hue * 255), rng.integers(170, 256), rng.integers(150, 256)]]], np.uint8)
     return np.asarray(Image.fromarray(hsv, 'HSV').convert('RGB'), np.float64)[0, 0]
 
@@ -132,7 +134,7 @@ def scene_rng(seed, split, index):
     return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
 
 
-def render_scene(seed, split, index, size, max_shapes):
+def render_scene(seed, split, index, size, max_shapes, hue_bands=False):
     """The RGB image of scene `index` of `split` and its shapes."""
     rng = scene_rng(seed, split, index)
     canvas = textured_background(rng, size)
@@ -145,7 +147,7 @@ def render_scene(seed, split, index, size, max_shapes):
         offsets = np.stack([xx - xx.mean(), yy - yy.mean()], axis=1) / max(np.ptp(xx), np.ptp(yy), 1)
         shade = 1 + offsets @ rng.uniform(-0.25, 0.25, size=2)
         whiten = fill_pattern(shape.label, xx, yy, rng)[:, None]
-        fill = (1 - whiten) * vivid_colour(rng, shape.label) * shade[:, None] + whiten * 235
+        fill = (1 - whiten) * vivid_colour(rng, shape.label, hue_bands) * shade[:, None] + whiten * 235
         canvas[yy, xx] = fill + rng.normal(0, 4, size=(len(yy), 1))
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), 'RGB'), shapes
 
@@ -185,7 +187,8 @@ def write_ade(root, manifest):
         os.makedirs(image_dir)
         os.makedirs(label_dir)
         for index in range(count):
-            image, shapes = render_scene(manifest['seed'], split, index, manifest['size'], manifest['max_shapes'])
+            image, shapes = render_scene(manifest['seed'], split, index, manifest['size'], manifest['max_shapes'],
+                                         hue_bands=True)
             image.save(os.path.join(image_dir, f'{index:06d}.jpg'), quality=95)
             label_map(shapes, manifest['size']).save(os.path.join(label_dir, f'{index:06d}.png'))
 
