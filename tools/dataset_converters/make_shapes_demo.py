@@ -1,13 +1,13 @@
 """Write the shapes demo datasets for detection (COCO layout) and segmentation (ADE20K layout).
 
 Each image shows one to ``--max-shapes`` circles, squares and triangles (random size, rotation,
-shading and vivid colour, never overlapping) on a dull textured background; each class has its own
-fill pattern (plain, striped, chequered). In the ADE20K layout each class also draws its colour from
-its own band of hues (circles red to yellow, squares green to cyan, triangles blue to purple): a
-small segmentation model trained from scratch separates the classes on outlines and patterns alone
-only after far more iterations than a demo can afford, while the detector learns them from the
-outlines in minutes. The scenes need no download and every image is a pure function of
-(``--seed``, split, index), so all machines get the same dataset::
+shading and vivid colour, never overlapping) on a dull textured background. In the ADE20K layout
+each class also has its own fill pattern (plain, striped, chequered) and band of hues (circles red
+to yellow, squares green to cyan, triangles blue to purple): a small segmentation model trained
+from scratch separates the classes by their outlines alone only after far more iterations than a
+demo can afford, while the detector learns them from the outlines in minutes (and trains less
+reliably on the patterned fills). The scenes need no download and every image is a pure function
+of (``--seed``, split, index), so all machines get the same dataset::
 
     data/shapes_coco/                        python tools/dataset_converters/make_shapes_demo.py coco
     ├── annotations/instances_train2017.json polygons, boxes, areas; categories 1..3
@@ -134,8 +134,9 @@ def scene_rng(seed, split, index):
     return np.random.default_rng([seed, zlib.crc32(split.encode()), index])
 
 
-def render_scene(seed, split, index, size, max_shapes, hue_bands=False):
-    """The RGB image of scene `index` of `split` and its shapes."""
+def render_scene(seed, split, index, size, max_shapes, class_cues=False):
+    """The RGB image of scene `index` of `split` and its shapes; `class_cues` adds the class's fill
+    pattern and hue band."""
     rng = scene_rng(seed, split, index)
     canvas = textured_background(rng, size)
     shapes = place_shapes(rng, size, max_shapes)
@@ -143,11 +144,11 @@ def render_scene(seed, split, index, size, max_shapes, hue_bands=False):
         mask = Image.new('L', (size, size), 0)
         ImageDraw.Draw(mask).polygon(shape.xy(), fill=1)
         yy, xx = np.nonzero(np.asarray(mask))
-        # A linear shading gradient, so fills are not flat colour, and the class's fill pattern.
+        # A linear shading gradient, so fills are not flat colour.
         offsets = np.stack([xx - xx.mean(), yy - yy.mean()], axis=1) / max(np.ptp(xx), np.ptp(yy), 1)
         shade = 1 + offsets @ rng.uniform(-0.25, 0.25, size=2)
-        whiten = fill_pattern(shape.label, xx, yy, rng)[:, None]
-        fill = (1 - whiten) * vivid_colour(rng, shape.label, hue_bands) * shade[:, None] + whiten * 235
+        whiten = fill_pattern(shape.label, xx, yy, rng)[:, None] if class_cues else 0
+        fill = (1 - whiten) * vivid_colour(rng, shape.label, class_cues) * shade[:, None] + whiten * 235
         canvas[yy, xx] = fill + rng.normal(0, 4, size=(len(yy), 1))
     return Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8), 'RGB'), shapes
 
@@ -188,7 +189,7 @@ def write_ade(root, manifest):
         os.makedirs(label_dir)
         for index in range(count):
             image, shapes = render_scene(manifest['seed'], split, index, manifest['size'], manifest['max_shapes'],
-                                         hue_bands=True)
+                                         class_cues=True)
             image.save(os.path.join(image_dir, f'{index:06d}.jpg'), quality=95)
             label_map(shapes, manifest['size']).save(os.path.join(label_dir, f'{index:06d}.png'))
 
