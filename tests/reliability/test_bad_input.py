@@ -126,9 +126,12 @@ def test_bad_loader_options(kwargs, message):
 
 
 def _dataset(root, on_error):
+    from mmengine.registry import DefaultScope
     from mmpretrain.datasets import CustomDataset
-    return CustomDataset(data_root=str(root), pipeline=[dict(type='CheckedLoadImageFromFile', on_error=on_error),
-                                                        dict(type='PackInputs')])
+    # Earlier tests in the session may have left another library's default scope current.
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return CustomDataset(data_root=str(root), pipeline=[dict(type='CheckedLoadImageFromFile', on_error=on_error),
+                                                            dict(type='PackInputs')])
 
 
 def test_a_corrupt_file_in_a_dataset(tmp_path):
@@ -154,7 +157,7 @@ def test_a_corrupt_image_in_a_training_run(tmp_path, digits_root, on_error):
     import shutil
     import textwrap
 
-    from conftest import REPO, run_train
+    from reliability_runner import REPO, run_train
 
     data = tmp_path / 'digits'
     for label in ('0', '1'):
@@ -187,7 +190,7 @@ def test_a_corrupt_image_in_a_training_run(tmp_path, digits_root, on_error):
 
 @pytest.mark.slow
 def test_train_py_reports_a_missing_dataset_in_one_line_and_writes_nothing(tmp_path):
-    from conftest import REPO, run_train
+    from reliability_runner import REPO, run_train
 
     result = run_train(REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py', '--work-dir', tmp_path / 'run',
                        '--cfg-options', f'train_dataloader.dataset.data_root={tmp_path / "digits"}', cwd=tmp_path)

@@ -1,7 +1,7 @@
 """Checkpoints survive a kill at any moment: AtomicCheckpointHook, and clear errors for broken files."""
 import pytest
 import torch
-from conftest import HERE, REPO, run_python, run_train
+from reliability_runner import HERE, REPO, run_python, run_train
 from toy_training import build_runner
 
 from vmamba_mm import launch

@@ -6,7 +6,7 @@ import re
 import textwrap
 
 import pytest
-from conftest import REPO, run_train
+from reliability_runner import REPO, run_train
 
 DEMO = REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'
 

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 import torch
-from conftest import REPO, run_train
+from reliability_runner import REPO, run_train
 
 from vmamba_mm.compat import trusted_checkpoint_globals
 

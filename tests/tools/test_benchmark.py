@@ -48,7 +48,8 @@ def test_pixel_scaling_is_relative_to_the_smallest_resolution():
     assert points == [(224, 1.0), (448, 1.0), (896, pytest.approx(0.8))]
 
 
-def test_requested_backend_that_cannot_run_is_refused():
+def test_requested_backend_that_cannot_run_is_refused(monkeypatch):
+    monkeypatch.setenv('TRITON_INTERPRET', '0')  # the suite runs Triton interpreted on CPUs; users do not
     with pytest.raises(kernels.BackendUnavailableError, match='triton'):
         benchmark.main(['--models', TINY, '--resolutions', '32', '--precisions', 'fp32', '--modes', 'inference',
                         '--kernel-backend', 'triton', *QUICK])
