@@ -428,9 +428,10 @@ class VMamba(BaseModule):
                 else:
                     x = block(x)
             if i in self.out_indices:
-                # An NCHW view in channels_last memory format: convolutional necks and
-                # heads take it as is.
-                outs.append(getattr(self, f'outnorm{i}')(x).permute(0, 3, 1, 2))
+                # Standard NCHW memory, not a channels-last view: compiled ops downstream
+                # (mmcv's RoIAlign, behind FPN convs that keep their input's layout) index
+                # raw NCHW memory, and the Mask R-CNN demo stopped learning on the view.
+                outs.append(getattr(self, f'outnorm{i}')(x).permute(0, 3, 1, 2).contiguous())
             if stage.downsample is not None:
                 x = stage.downsample(x)
         return tuple(outs)
