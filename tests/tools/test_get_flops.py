@@ -42,7 +42,7 @@ def test_ss2d_counts_projections_scan_and_pointwise_layers(get_flops, vanilla):
     dims, ratio, state, (height, width) = 32, 2.0, 3, (5, 6)
     module = SS2D(dims, ratio, state, vanilla=vanilla).eval()
     inner, rank, length = 64, 2, height * width
-    x = torch.randn(1, height, width, dims) if vanilla else torch.randn(1, dims, height, width)
+    x = torch.randn(1, height, width, dims)  # SS2D works on (B, H, W, C) features
     with torch.no_grad():
         by_operator = get_flops.count_flops(module, (x, )).by_operator()
     directions = 4
@@ -52,7 +52,7 @@ def test_ss2d_counts_projections_scan_and_pointwise_layers(get_flops, vanilla):
     in_proj = length * dims * inner * (2 if vanilla else 1)
     depthwise = length * inner * 9
     out_proj = length * inner * dims
-    # Linear layers (v0) and Linear2d's 1x1 convolutions (v2) count alike: one FLOP per weight use.
+    # Linear layers and the depthwise convolution: one FLOP per weight use.
     assert by_operator['linear'] + by_operator['conv'] == in_proj + depthwise + out_proj
     assert by_operator['layer_norm'] == 5 * length * inner
 

@@ -42,7 +42,7 @@ def scanned_activation(backbone, block, image):
             backbone(image)
     finally:
         handle.remove()
-    return F.silu(captured[0][0])
+    return F.silu(captured[0][0]).permute(2, 0, 1)  # the conv works on (B, H, W, D) features
 
 
 def parse_args(argv=None):
