@@ -9,7 +9,6 @@ the hook asks for it, the raw weights too (their metrics carry an `_origin` suff
     python tools/test.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py vssm1_tiny_0230s_ckpt_epoch_264.pth
 """
 import argparse
-import os
 import sys
 
 from mmengine.config import ConfigDict, DictAction
@@ -33,12 +32,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
         help='override config entries, e.g. test_dataloader.batch_size=16')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher: none (one process), pytorch (torchrun), slurm (srun) or mpi')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch.parse_with_launcher(parser, argv)
 
 
 def use_tta(cfg, config_path):

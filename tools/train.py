@@ -7,7 +7,6 @@ segmentation (mmseg), chosen by the config's `default_scope`, on mmengine's Runn
 """
 import argparse
 import logging
-import os
 import os.path as osp
 import sys
 
@@ -38,13 +37,7 @@ def parse_args(argv=None):
     parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
         help='override config entries, e.g. train_cfg.max_epochs=10 model.backbone.drop_path_rate=0.1')
-    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
-                        help='job launcher: none (one process), pytorch (torchrun), slurm (srun) or mpi')
-    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
-    return args
+    return launch.parse_with_launcher(parser, argv)
 
 
 def build_config(args):

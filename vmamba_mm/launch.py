@@ -3,6 +3,7 @@
 Everything here fails before a run starts, with an error that names what to fix, and leaves the
 files of earlier runs as they are.
 """
+import argparse
 import importlib
 import os
 import os.path as osp
@@ -29,6 +30,17 @@ class WorkDirError(OSError):
 
 class CheckpointError(ValueError):
     """A checkpoint file exists but cannot be read as one (truncated, corrupt, or not a checkpoint)."""
+
+
+def parse_with_launcher(parser, argv=None):
+    """Add the launcher options both tools share, parse, and export LOCAL_RANK for mmengine."""
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
+                        help='job launcher: none (one process), pytorch (torchrun), slurm (srun) or mpi')
+    # torch.distributed.launch passes --local-rank; torchrun sets LOCAL_RANK instead.
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    os.environ.setdefault('LOCAL_RANK', str(args.local_rank))
+    return args
 
 
 def user_errors():
