@@ -271,8 +271,29 @@ def _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
     return (*_geometry(x, channels_last), dt_proj_weight.shape[2], A.shape[1])
 
 
+def ss2d_saved_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
+    """Empty tensors shaped like the ``saved`` of :func:`ss2d_fwd`, for fake (meta) tracing."""
+    batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
+                                                      channels_last)
+    seq_len, columns = height * width, x_proj_weight.shape[0] * x_proj_weight.shape[1]
+    xdbl_shape = (batch, seq_len, columns) if channels_last else (batch, columns, seq_len)
+    n_chunks = _launch_shape(batch, dim, seq_len)[3]
+    return (x.new_empty(xdbl_shape, dtype=torch.float32),
+            x.new_empty(batch, 4, n_chunks, d_state, dim, dtype=torch.float32))
+
+
 def ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
     """Forward of the fused SS2D core. Returns (y, saved) with saved = (x_dbl, chunk_start_states)."""
+    with _autocast_off(x):
+        return _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)
+
+
+def _autocast_off(x):
+    # A custom op still runs under the caller's autocast: the projections must run in the dtype chosen here.
+    return torch.autocast(x.device.type, enabled=False)
+
+
+def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
     batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
                                                       channels_last)
     seq_len = height * width
@@ -294,6 +315,11 @@ def ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last
 
 def ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, saved):
     """Backward of :func:`ss2d_fwd`: (dx, dx_proj_weight, ddt_proj_weight, ddt_proj_bias, dA, dD)."""
+    with _autocast_off(x):
+        return _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, saved)
+
+
+def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, saved):
     batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
                                                       channels_last)
     if grad_y.shape != x.shape:

@@ -140,6 +140,27 @@ def test_half_precision_input_and_output(dtype):
         assert_close(f'd{name}', grads[name], grads_ref[name], *FP32_TOL[name])
 
 
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_saved_like_describes_what_the_forward_saves(channels_last):
+    # torch.compile traces the fused op with these fakes; a mismatch would break the compiled backward.
+    x, params = make_inputs(2, 5, 3, 4, 1, 2, channels_last=channels_last, dtype=torch.bfloat16)
+    _, saved = triton_ss2d.ss2d_fwd(x, *params.values(), channels_last, True)
+    fakes = triton_ss2d.ss2d_saved_like(x, *params.values(), channels_last)
+    assert [(t.shape, t.dtype) for t in fakes] == [(t.shape, t.dtype) for t in saved]
+
+
+def test_caller_autocast_does_not_reach_the_projections():
+    # Autocast stays on inside a custom op; the op must still give what it gives without it.
+    x, params = make_inputs(1, 4, 3, 5, 1, 2, channels_last=True)
+    grad_y = torch.randn(x.shape, device=DEVICE)
+    y, grads = run_fused(x, params, True, grad_y)
+    with torch.autocast(x.device.type, dtype=torch.bfloat16):
+        y_autocast, grads_autocast = run_fused(x, params, True, grad_y)
+    torch.testing.assert_close(y_autocast, y, rtol=0, atol=0)
+    for name in GRAD_NAMES:
+        torch.testing.assert_close(grads_autocast[name], grads[name], rtol=0, atol=0)
+
+
 def test_rejects_mismatched_shapes():
     x, params = make_inputs(1, 4, 2, 3, 1, 1, channels_last=False)
     args = list(params.values())

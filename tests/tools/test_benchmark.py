@@ -59,3 +59,13 @@ def test_requested_backend_that_cannot_run_is_refused(monkeypatch):
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="unknown model 'resnet50'"):
         benchmark.build_model('resnet50', kernel_backend=None)
+
+
+def test_profile_lists_the_busiest_operators_of_one_step():
+    model = benchmark.build_model(TINY, kernel_backend=None)
+    images, labels = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])
+    step = benchmark.make_step(model, 'train', images, labels, dtype=None)
+    report = benchmark.kernel_breakdown(step, torch.device('cpu'), top=5).splitlines()
+    assert report[0].startswith('#   step:') and len(report) == 6
+    shares = [float(line.split('%')[0].split()[-1]) for line in report[1:]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.1

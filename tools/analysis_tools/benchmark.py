@@ -145,8 +145,9 @@ def make_step(model, mode, images, labels, dtype):
     return step
 
 
-def measure(model, mode, precision, batch_size, resolution, device, warmup, repeats):
-    """Images per second and peak memory (bytes; None on CPU) for one configuration."""
+def measure(model, mode, precision, batch_size, resolution, device, warmup, repeats, profile_top=0):
+    """Images per second and peak memory (bytes; None on CPU) for one configuration; with profile_top,
+    also prints where one more step spends its time."""
     model.train(mode == 'train')
     images = torch.randn(batch_size, 3, resolution, resolution, device=device)
     labels = torch.randint(0, 1000, (batch_size, ), device=device)
@@ -156,7 +157,28 @@ def measure(model, mode, precision, batch_size, resolution, device, warmup, repe
         torch.cuda.reset_peak_memory_stats(device)
     milliseconds = Timer(device).measure(step, warmup, repeats)
     peak = torch.cuda.max_memory_allocated(device) if device.type == 'cuda' else None
+    if profile_top:
+        print(kernel_breakdown(step, device, profile_top), flush=True)
     return batch_size * 1e3 / milliseconds, peak
+
+
+def kernel_breakdown(step, device, top):
+    """The `top` kernels (GPU) or operators (CPU) by total time in one step, with their share."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CUDA] if device.type == 'cuda' else [ProfilerActivity.CPU]
+    with profile(activities=activities) as prof:
+        step()
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+    attribute = 'self_device_time_total' if device.type == 'cuda' else 'self_cpu_time_total'
+    events = [event for event in prof.key_averages() if getattr(event, attribute) > 0]
+    events.sort(key=lambda event: getattr(event, attribute), reverse=True)
+    total = sum(getattr(event, attribute) for event in events)
+    lines = [f'#   step: {total / 1e3:.2f} ms in {len(events)} distinct kernels']
+    for event in events[:top]:
+        time_us = getattr(event, attribute)
+        lines.append(f'#   {time_us / 1e3:8.2f} ms {100 * time_us / total:5.1f}% x{event.count:<4} {event.key[:110]}')
+    return '\n'.join(lines)
 
 
 @torch.no_grad()
@@ -213,7 +235,7 @@ def run(args):
                     for mode in args.modes:
                         try:
                             throughput, peak = measure(compiled, mode, precision, batch_size, resolution, device,
-                                                       args.warmup, args.repeats)
+                                                       args.warmup, args.repeats, args.profile)
                         except torch.OutOfMemoryError:
                             throughput, peak = math.nan, math.nan
                         rows.append(dict(model=spec, resolution=resolution, batch_size=batch_size,
@@ -284,6 +306,8 @@ def parse_args(argv=None):
     parser.add_argument('--compare-backends', action='store_true',
                         help='first print the logit difference between the triton and torch backends (VMamba models)')
     parser.add_argument('--channels-last', action='store_true')
+    parser.add_argument('--profile', type=int, default=0, metavar='TOP',
+                        help='after each row, print the TOP kernels of one more step by time')
     parser.add_argument('--warmup', type=int, default=10)
     parser.add_argument('--repeats', type=int, default=50)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
