@@ -50,6 +50,16 @@ def test_cal_train_time(tmp_path, capsys):
     assert printed.startswith('demo/20260101_000000: 1.5000 s/iter') and '20 iterations' in printed
 
 
+def test_cal_train_time_skips_warm_up_and_gives_images_per_second(tmp_path, capsys):
+    log = write_log(tmp_path / 'scalars.json', seconds_per_iter=1.0)  # odd iterations 2 s, even 1 s
+    load_tool('analysis_tools/analyze_logs.py').main(
+        ['cal_train_time', str(log), '--skip-iters', '17', '--images-per-iter', '64'])
+    printed = capsys.readouterr().out  # iterations 18, 19, 20: 1, 2, 1 s
+    assert '1.3333 s/iter' in printed and 'over 3 logged' in printed and '48.0 images/s' in printed
+    with pytest.raises(LogFormatError, match='after iteration 20'):
+        train_time(read_json_log(log), skip_iters=20)
+
+
 def test_unknown_key_names_the_known_ones(tmp_path):
     tool = load_tool('analysis_tools/analyze_logs.py')
     log = write_log(tmp_path / 'scalars.json', metric='mIoU')

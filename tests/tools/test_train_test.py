@@ -381,3 +381,27 @@ def test_resume_continues_the_same_schedule(digits_project):
     assert actual['param_schedulers'] == expected['param_schedulers']
     assert actual['message_hub']['log_scalars']['train/lr'].current() == \
         expected['message_hub']['log_scalars']['train/lr'].current()
+
+
+def test_synthetic_imagenet_config_trains_and_its_log_gives_throughput(tmp_path):
+    # The throughput config with a tiny VMamba at 32², 6 iterations of batch 2 on the CPU.
+    synthetic = REPO / 'configs' / 'classification' / 'vmamba-tiny_synthetic-in1k.py'
+    config = _write_config(tmp_path, f'''
+        _base_ = ['{synthetic}']
+        model = dict(backbone=dict(arch=dict(_delete_=True, dims=8, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)),
+                     head=dict(in_channels=64))
+        train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                                dataset=dict(num_samples=12, image_size=32))
+        default_hooks = dict(logger=dict(interval=2))
+    ''')
+    work_dir = tmp_path / 'work'
+    train = run_tool('train.py', config, '--work-dir', work_dir, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    assert not list(work_dir.glob('*.pth'))  # a throughput run saves no checkpoint
+    (log, ) = work_dir.glob('*/vis_data/scalars.json')
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [record['step'] for record in records] == [2, 4, 6] and all('loss' in r for r in records)
+    timing = run_tool('analysis_tools/analyze_logs.py', 'cal_train_time', log, '--skip-iters', '2',
+                      '--images-per-iter', '2', cwd=tmp_path)
+    assert timing.returncode == 0, timing.stderr[-3000:]
+    assert re.search(r'over 2 logged iterations\); [\d.]+ images/s', timing.stdout)

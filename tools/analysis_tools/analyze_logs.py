@@ -3,7 +3,8 @@
     python tools/analysis_tools/analyze_logs.py plot_curve \\
         work_dirs/vmamba-demo_digits/20260101_000000/vis_data/scalars.json \\
         --keys loss accuracy/top1 --out curves.png
-    python tools/analysis_tools/analyze_logs.py cal_train_time work_dirs/*/2026*/vis_data/scalars.json
+    python tools/analysis_tools/analyze_logs.py cal_train_time work_dirs/*/2026*/vis_data/scalars.json \\
+        --skip-iters 50 --images-per-iter 1024
 
 Each key gets its own panel, each log its own line. Training keys (loss, lr) are plotted per
 iteration, evaluation keys (accuracy/top1, coco/bbox_mAP, mIoU...) per epoch in by-epoch runs.
@@ -57,9 +58,10 @@ def plot_curve(args):
 
 def cal_train_time(args):
     for path in args.logs:
-        timing = train_time(read_json_log(path))
+        timing = train_time(read_json_log(path), args.skip_iters)
+        throughput = '' if args.images_per_iter is None else f'; {args.images_per_iter / timing["mean"]:.1f} images/s'
         print(f'{run_name(path)}: {timing["mean"]:.4f} s/iter (std {timing["std"]:.4f} over '
-              f'{timing["records"]} logged iterations); {timing["iterations"]} iterations take about '
+              f'{timing["records"]} logged iterations){throughput}; {timing["iterations"]} iterations take about '
               f'{timing["mean"] * timing["iterations"] / 3600:.2f} h')
 
 
@@ -76,6 +78,10 @@ def parse_args(argv=None):
     curve.add_argument('--dpi', type=int, default=100)
     timing = commands.add_parser('cal_train_time', help='print the mean time per training iteration')
     timing.add_argument('logs', nargs='+', help='json logs (vis_data/scalars.json)')
+    timing.add_argument('--skip-iters', type=int, default=0,
+                        help='leave out records logged at or before this iteration (warm-up)')
+    timing.add_argument('--images-per-iter', type=int,
+                        help='images per iteration over all processes (GPUs x batch): also print images/s')
     return parser.parse_args(argv)
 
 

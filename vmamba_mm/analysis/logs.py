@@ -83,11 +83,15 @@ def last_metrics(records: List[dict]) -> dict:
     return {key: value for key, value in evaluations[-1].items() if key not in ('step', 'data_time', 'time')}
 
 
-def train_time(records: List[dict]) -> dict:
-    """Seconds per training iteration: mean, standard deviation, and the iterations they cover."""
-    times = [record['time'] for record in records if _is_training(record) and 'time' in record]
+def train_time(records: List[dict], skip_iters: int = 0) -> dict:
+    """Seconds per training iteration: mean, standard deviation, and the iterations they cover.
+
+    Records logged at iterations up to ``skip_iters`` are left out of the mean (warm-up: kernel compilation,
+    cuDNN autotuning, data loader start)."""
+    times = [record['time'] for record in records
+             if _is_training(record) and 'time' in record and record.get('step', record.get('iter', 0)) > skip_iters]
     if not times:
-        raise LogFormatError('the log has no training record with a time')
+        raise LogFormatError(f'the log has no training record with a time after iteration {skip_iters}')
     mean = sum(times) / len(times)
     std = (sum((time - mean)**2 for time in times) / len(times))**0.5
     last_iter = max(record.get('iter', record.get('step', 0)) for record in records if _is_training(record))
