@@ -276,3 +276,6 @@ def test_gradients_reach_every_parameter(design):
     sum(o.pow(2).mean() for o in model(torch.randn(2, 3, 64, 64))).backward()  # L > 1 in every stage
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert not missing
+    # DDP's gradient buckets are views with each parameter's strides; other strides cost a copy and a warning.
+    assert {name: (p.stride(), p.grad.stride()) for name, p in model.named_parameters()
+            if p.grad.stride() != p.stride()} == {}

@@ -47,8 +47,14 @@ class ChannelsLastConv2d(nn.Conv2d):
     """``nn.Conv2d`` on ``(B, H, W, C)`` features.
 
     The permutes are views: the convolution gets an NCHW tensor in channels_last memory
-    format and returns one, so no copy is made on either side.
+    format and returns one, so no copy is made on either side. The weight is kept in
+    channels_last format too: its gradient comes back in that format, and DDP wants gradients
+    with the strides of their parameters (else it copies them and warns).
     """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.weight = nn.Parameter(self.weight.detach().to(memory_format=torch.channels_last))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
