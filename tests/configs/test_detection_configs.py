@@ -68,7 +68,7 @@ def test_recipe_is_the_official_one(size, schedule):
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16
 
     epochs, steps = SCHEDULES[schedule]
-    assert cfg.train_cfg.max_epochs == epochs
+    assert (cfg.train_cfg.type, cfg.train_cfg.max_epochs) == ('ResumableEpochBasedTrainLoop', epochs)
     warmup, multistep = cfg.param_scheduler
     assert (warmup.type, warmup.start_factor, warmup.by_epoch, warmup.begin, warmup.end) == (
         'LinearLR', 0.001, False, 0, 1000)

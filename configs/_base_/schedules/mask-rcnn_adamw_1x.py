@@ -2,7 +2,8 @@
 # batch of 16 (8 GPUs x 2 images), 1000-iteration linear warm-up from 0.001 x lr, lr / 10
 # after epochs 8 and 11, no weight decay on the backbone's normalisation layers.
 max_epochs = 12
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
+# mmengine's epoch loop, plus mid-epoch resume at the next batch (a COCO epoch is about 7,300 iterations).
+train_cfg = dict(type='ResumableEpochBasedTrainLoop', max_epochs=max_epochs, val_interval=1)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
 
