@@ -15,34 +15,44 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
 * The projections commute with the scan (the scan is a permutation, the projections act per position), so
   ``x_dbl`` is one small GEMM on the unscanned map: the four scanned copies of ``x`` never exist.
 * ``Δ`` is expanded inside the scan kernel from the R-dimensional ``dt`` (a (chunk, R) × (R, channels)
-  tensor-core product); the full-width Δ never reaches memory.
+  tensor-core product); in the forward the full-width Δ never reaches memory.
 * One program owns (image, direction, block of channels) and walks its direction in chunks of positions.
-  Each direction is index arithmetic over the same ``x`` buffer. Inside a chunk the recurrence is an
+  Each direction is index arithmetic over the same ``x`` buffer (the column-major order read from a small
+  position table instead of an integer division per position). Inside a chunk the recurrence is an
   associative scan of affine maps; the state (fp32) is carried from chunk to chunk.
-* The four directions are merged by fp32 atomic adds into the output, so no per-direction copy exists.
-* Backward recomputes the forward from the chunk-start states saved by the forward, runs the adjoint
-  recurrence backwards, and accumulates dx over the four directions by atomics; the gradients of the
-  projections come from small GEMMs over the per-position gradients of ``x_dbl``.
+* The four directions are merged by fp32 atomic adds into the output, so no per-direction copy exists (the
+  order of those adds is not fixed: y and dx can differ between runs in the last bits).
+* Backward recomputes the forward from the chunk-start states saved by the forward and runs the adjoint
+  recurrence backwards. It holds no tensor-core products: z = W_dt dt + bias is one batched GEMM before the
+  kernel, the kernel overwrites z with its gradient, and the gradients of dt and W_dt are batched GEMMs after
+  it (inside the kernel those products and the W_dt gradient accumulator took 255 registers and spilled). It
+  accumulates dx over the four directions by atomics; the gradients of the projections come from small GEMMs
+  over the per-position gradients of ``x_dbl``.
 """
+import functools
+
 import torch
 import triton
 import triton.language as tl
 
 from . import checks
 
-# Launch tunables: the fastest of benchmark_ss2d.py --sweep on an H100 (VMamba-T stage 1, bf16; see
-# docs/kernels_notes.md). tl.dot needs blocks of at least 16.
-MAX_BLOCK_D = 32
-LONG_CHUNK = 32
-NUM_WARPS = 2
-# fp32-accurate tensor-core products (three tf32 passes) for the low-rank Δ projection and its gradients.
+# Launch tunables: the fastest of a per-shape sweep on an H100 (VMamba-T stages 1-4, fp32 x; see
+# docs/kernels_notes.md, v4). The same values won at every stage. tl.dot needs blocks of at least 16.
+# Positions per chunk; the forward saves the state at each chunk start and the backward starts from them.
+CHUNK = 16
+FWD_BLOCK_D, FWD_WARPS = 32, 2
+# The backward has no tensor-core products left; 16 channels in one warp keep it at ~170 registers without
+# spills, so more programs fit per SM.
+BWD_BLOCK_D, BWD_WARPS = 16, 1
+# fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection; 'ieee'
+# (FMA) was 8-40% slower.
 DOT_PRECISION = 'tf32x3'
 
 
 def chunk_size(seq_len):
-    """Positions per chunk of the scan; forward and backward must agree on it. Short sequences use short
-    chunks so few positions are masked."""
-    return 16 if seq_len <= 128 else LONG_CHUNK
+    """Positions per chunk of the scan; forward and backward must agree on it."""
+    return CHUNK
 
 
 @triton.jit
@@ -71,20 +81,25 @@ def _softplus_and_sigmoid(z):
 
 
 @triton.jit
-def _positions(chunk, direction, height, width, seq_len, BLOCK_T: tl.constexpr):
-    """Row-major positions visited by steps chunk*BLOCK_T + [0, BLOCK_T) of a direction."""
+def _positions(order_ptr, chunk, direction, seq_len, BLOCK_T: tl.constexpr):
+    """Row-major positions visited by steps chunk*BLOCK_T + [0, BLOCK_T) of a direction. Column-major order
+    comes from a table (order_ptr[L + step]) rather than a division and a remainder by H per position, each
+    tens of instructions (the positions of a chunk are replicated across the lanes that share them)."""
     step = chunk * BLOCK_T + tl.arange(0, BLOCK_T)
     valid = step < seq_len
     step = tl.where(valid, step, 0)
     along = tl.where(direction >= 2, seq_len - 1 - step, step)
-    pos = tl.where(direction % 2 == 1, (along % height) * width + along // height, along)
+    if direction % 2 == 1:
+        pos = tl.load(order_ptr + seq_len + along)
+    else:
+        pos = along
     return pos, valid
 
 
 @triton.jit
 def _ss2d_fwd_kernel(
-    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr,
-    height, width, seq_len, dim, n_chunks,
+    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr, order_ptr,
+    seq_len, dim, n_chunks,
     s_xb, s_xl, s_xd, s_db, s_dl, s_dk, s_dc, s_ob, s_ol, s_od,
     R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
     BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
@@ -107,7 +122,7 @@ def _ss2d_fwd_kernel(
 
     for chunk in range(n_chunks):
         tl.store(state_base + chunk * N * dim, state, mask=state_mask)
-        pos, valid = _positions(chunk, direction, height, width, seq_len, BLOCK_T)
+        pos, valid = _positions(order_ptr, chunk, direction, seq_len, BLOCK_T)
         mask = valid[:, None] & chan_mask[None, :]
         u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
                     other=0.0).to(tl.float32)
@@ -134,12 +149,11 @@ def _ss2d_fwd_kernel(
 
 @triton.jit
 def _ss2d_bwd_kernel(
-    x_ptr, dy_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
-    dx_ptr, dxdbl_ptr, dwdt_ptr, dbias_ptr, da_ptr, ddskip_ptr,
-    height, width, seq_len, dim, n_chunks,
+    x_ptr, dy_ptr, xdbl_ptr, z_ptr, a_ptr, dskip_ptr, states_ptr,
+    dx_ptr, dxdbl_ptr, dbias_ptr, da_ptr, ddskip_ptr, order_ptr,
+    seq_len, dim, n_chunks,
     s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
-    R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr,
-    BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
 ):
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
@@ -148,25 +162,20 @@ def _ss2d_bwd_kernel(
     chan_mask = chan < dim
     kchan = direction * dim + chan
     n_idx = tl.arange(0, BLOCK_N)
-    r_idx = tl.arange(0, BLOCK_R)
-    wdt_mask = chan_mask[:, None] & (r_idx[None, :] < R)
-    wdt = tl.load(wdt_ptr + kchan[:, None] * R + r_idx[None, :], mask=wdt_mask, other=0.0)  # (BLOCK_D, BLOCK_R)
-    wdt_t = tl.trans(wdt)
-    bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
     dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
     rows = tl.arange(0, BLOCK_T)
     state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
     state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
 
+    z_base = z_ptr + (direction * tl.num_programs(1) + batch) * seq_len * dim  # (4, B, L, D), row-major positions
     carry = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)  # a_{next} q_{next} flowing in from the later chunk
     grad_a = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
-    grad_wdt = tl.zeros((BLOCK_D, BLOCK_R), tl.float32)
     grad_bias = tl.zeros((BLOCK_D, ), tl.float32)
     grad_dskip = tl.zeros((BLOCK_D, ), tl.float32)
 
     for step in range(n_chunks):
         chunk = n_chunks - 1 - step
-        pos, valid = _positions(chunk, direction, height, width, seq_len, BLOCK_T)
+        pos, valid = _positions(order_ptr, chunk, direction, seq_len, BLOCK_T)
         mask = valid[:, None] & chan_mask[None, :]
         u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
                     other=0.0).to(tl.float32)
@@ -174,9 +183,8 @@ def _ss2d_bwd_kernel(
                      other=0.0).to(tl.float32)
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dxdbl_row = dxdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
-        dt_mask = valid[:, None] & (r_idx[None, :] < R)
-        dt = tl.load(xdbl_row[:, None] + r_idx[None, :] * s_dc, mask=dt_mask, other=0.0)
-        delta, sig = _softplus_and_sigmoid(tl.dot(dt, wdt_t, input_precision=DOT_PRECISION) + bias[None, :])
+        z_ptrs = z_base + pos[:, None] * dim + chan[None, :]
+        delta, sig = _softplus_and_sigmoid(tl.load(z_ptrs, mask=mask, other=0.0))
         delta_u = delta * u
         start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
         grad_u = dy * dskip[None, :]
@@ -208,16 +216,20 @@ def _ss2d_bwd_kernel(
             tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid, sem='relaxed')
         grad_z = tl.where(mask, grad_delta * sig, 0.0)
         grad_bias += tl.sum(grad_z, 0)
-        tl.atomic_add(dxdbl_row[:, None] + r_idx[None, :] * s_dc,
-                      tl.dot(grad_z, wdt, input_precision=DOT_PRECISION), mask=dt_mask, sem='relaxed')
-        grad_wdt += tl.dot(tl.trans(grad_z), dt, input_precision=DOT_PRECISION)
+        tl.store(z_ptrs, grad_z, mask=mask)  # over z: each element is read and written by this program only
         tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask,
                       sem='relaxed')
 
     tl.atomic_add(da_ptr + kchan[None, :] * N + n_idx[:, None], grad_a, mask=state_mask, sem='relaxed')
-    tl.atomic_add(dwdt_ptr + kchan[:, None] * R + r_idx[None, :], grad_wdt, mask=wdt_mask, sem='relaxed')
     tl.atomic_add(dbias_ptr + kchan, grad_bias, mask=chan_mask, sem='relaxed')
     tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask, sem='relaxed')
+
+
+@functools.lru_cache(maxsize=64)
+def _scan_order(height, width, device):
+    """(2, L) int32: row-major positions of the row-major and the column-major walk over an H×W map."""
+    along = torch.arange(height * width, dtype=torch.int32)
+    return torch.stack([along, (along % height) * width + along // height]).to(device)
 
 
 def _flat(t, channels_last):
@@ -254,11 +266,10 @@ def _project(x, x_proj_weight, channels_last):
     return xdbl, _project_strides(xdbl, channels_last)
 
 
-def _launch_shape(batch, dim, seq_len):
-    """grid, channels per program, positions per chunk, chunks per direction."""
-    block_d = min(MAX_BLOCK_D, max(16, triton.next_power_of_2(dim)))
+def _launch_shape(batch, dim, seq_len, block_d):
+    """grid, positions per chunk, chunks per direction."""
     block_t = chunk_size(seq_len)
-    return (4 * triton.cdiv(dim, block_d), batch), block_d, block_t, triton.cdiv(seq_len, block_t)
+    return (4 * triton.cdiv(dim, block_d), batch), block_t, triton.cdiv(seq_len, block_t)
 
 
 def _block_rank(rank):
@@ -277,7 +288,7 @@ def ss2d_saved_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channe
                                                       channels_last)
     seq_len, columns = height * width, x_proj_weight.shape[0] * x_proj_weight.shape[1]
     xdbl_shape = (batch, seq_len, columns) if channels_last else (batch, columns, seq_len)
-    n_chunks = _launch_shape(batch, dim, seq_len)[3]
+    n_chunks = triton.cdiv(seq_len, chunk_size(seq_len))
     return (x.new_empty(xdbl_shape, dtype=torch.float32),
             x.new_empty(batch, 4, n_chunks, d_state, dim, dtype=torch.float32))
 
@@ -299,16 +310,16 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
     seq_len = height * width
     x, x_strides = _flat(x, channels_last)
     xdbl, d_strides = _project(x, x_proj_weight, channels_last)
-    grid, block_d, block_t, n_chunks = _launch_shape(batch, dim, seq_len)
+    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, FWD_BLOCK_D)
     out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     _, o_strides = _flat(out, channels_last)
     states = torch.empty(batch, 4, n_chunks, d_state, dim, device=x.device, dtype=torch.float32)
     _ss2d_fwd_kernel[grid](
         x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
-        D.float().contiguous(), out, states,
-        height, width, seq_len, dim, n_chunks, *x_strides, *d_strides, *o_strides,
+        D.float().contiguous(), out, states, _scan_order(height, width, x.device),
+        seq_len, dim, n_chunks, *x_strides, *d_strides, *o_strides,
         R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
-        BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS)
+        BLOCK_D=FWD_BLOCK_D, DOT_PRECISION=DOT_PRECISION, num_warps=FWD_WARPS)
     y = out if out_fp32 else out.to(x.dtype)
     return y, (xdbl, states)
 
@@ -330,20 +341,31 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     x, x_strides = _flat(x, channels_last)
     grad_y, y_strides = _flat(grad_y, channels_last)
     d_strides = _project_strides(xdbl, channels_last)
-    grid, block_d, block_t, n_chunks = _launch_shape(batch, dim, seq_len)
+    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, BWD_BLOCK_D)
     grad_x = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     grad_xdbl = torch.zeros_like(xdbl)
-    grad_wdt = torch.zeros(4, dim, rank, device=x.device, dtype=torch.float32)
+    # z = W_dt dt + bias for every position and direction, (4, B, L, D): one batched GEMM here instead of a
+    # tensor-core product inside the kernel (its operands pushed the backward past 255 registers). The kernel
+    # overwrites z with its gradient.
+    dt_rows = _dt_columns(xdbl, rank, channels_last).reshape(4, batch * seq_len, rank)
+    wdt32 = dt_proj_weight.float()
+    z = torch.baddbmm(dt_proj_bias.float()[:, None, :], dt_rows, wdt32.transpose(1, 2))
     grad_bias = torch.zeros(4, dim, device=x.device, dtype=torch.float32)
     grad_a = torch.zeros(4 * dim, d_state, device=x.device, dtype=torch.float32)
     grad_dskip = torch.zeros(4 * dim, device=x.device, dtype=torch.float32)
     _ss2d_bwd_kernel[grid](
-        x, grad_y, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(),
-        A.float().contiguous(), D.float().contiguous(), states,
-        grad_x, grad_xdbl, grad_wdt, grad_bias, grad_a, grad_dskip,
-        height, width, seq_len, dim, n_chunks, *x_strides, *y_strides, *d_strides,
-        R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state),
-        BLOCK_T=block_t, BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, num_warps=NUM_WARPS)
+        x, grad_y, xdbl, z, A.float().contiguous(), D.float().contiguous(), states,
+        grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, _scan_order(height, width, x.device),
+        seq_len, dim, n_chunks, *x_strides, *y_strides, *d_strides,
+        R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=BWD_BLOCK_D,
+        num_warps=BWD_WARPS)
+    # z = W_dt dt + bias: dt's gradient and W_dt's are two batched GEMMs over the gradient of z.
+    grad_z = z
+    _dt_columns(grad_xdbl, rank, channels_last).add_(torch.bmm(grad_z, wdt32).view(4, batch, seq_len, rank))
+    # One product per (direction, image) then a sum: a single (D × B·L) @ (B·L × R) product gets a few thread
+    # blocks that each walk all B·L rows.
+    grad_wdt = torch.bmm(grad_z.view(4 * batch, seq_len, dim).transpose(1, 2),
+                         dt_rows.reshape(4 * batch, seq_len, rank)).view(4, batch, dim, rank).sum(1)
     # x_dbl = W_x x per position: its gradient flows to x and W_x through two small GEMMs.
     x_op, weight = _projection_operands(x, x_proj_weight)
     grad_xdbl = grad_xdbl.to(weight.dtype)
@@ -357,6 +379,14 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     return (grad_x.to(x.dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
             grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
             grad_dskip.to(D.dtype))
+
+
+def _dt_columns(xdbl, rank, channels_last):
+    """The dt columns of x_dbl as a (4, B, L, R) view."""
+    batch = xdbl.shape[0]
+    if channels_last:  # (B, L, 4C)
+        return xdbl.view(batch, xdbl.shape[1], 4, -1)[..., :rank].permute(2, 0, 1, 3)
+    return xdbl.view(batch, 4, -1, xdbl.shape[2])[:, :, :rank].permute(1, 0, 3, 2)  # (B, 4C, L)
 
 
 def _project_strides(xdbl, channels_last):

@@ -110,6 +110,7 @@ SMALL_CASES = [
     (2, 5, 3, 4, 4, 3, False),
     (1, 8, 7, 7, 1, 1, True),
     (1, 6, 5, 9, 4, 2, False),
+    (3, 4, 5, 4, 1, 2, True),  # several images in channels-last: the per-image products of the backward
 ]
 
 
@@ -120,9 +121,10 @@ def test_matches_float64_oracle(case):
 
 
 def test_several_channel_blocks():
-    # 40 channels in blocks of 32: the second block is partly masked, and dB/dC/ddt add up across blocks.
-    assert triton_ss2d.MAX_BLOCK_D < 40
-    check_against_oracle(1, 40, 3, 6, 1, 3, channels_last=True)
+    # 40 channels: the last block of each kernel is partly masked, and dB/dC add up across blocks; 2 images
+    # and 33 positions cross chunk boundaries.
+    assert max(triton_ss2d.FWD_BLOCK_D, triton_ss2d.BWD_BLOCK_D) < 40
+    check_against_oracle(2, 40, 3, 11, 1, 3, channels_last=True)
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=['fp16', 'bf16'])
@@ -150,15 +152,17 @@ def test_saved_like_describes_what_the_forward_saves(channels_last):
 
 
 def test_caller_autocast_does_not_reach_the_projections():
-    # Autocast stays on inside a custom op; the op must still give what it gives without it.
+    # Autocast stays on inside a custom op; the op must still give what it gives without it. Not bit for bit:
+    # y and dx merge the four directions with fp32 atomics in no fixed order (on an H100 two runs without
+    # autocast differed by up to 5e-7, the committed v3 as well); bf16 projections would differ by ~1e-3.
     x, params = make_inputs(1, 4, 3, 5, 1, 2, channels_last=True)
     grad_y = torch.randn(x.shape, device=DEVICE)
     y, grads = run_fused(x, params, True, grad_y)
     with torch.autocast(x.device.type, dtype=torch.bfloat16):
         y_autocast, grads_autocast = run_fused(x, params, True, grad_y)
-    torch.testing.assert_close(y_autocast, y, rtol=0, atol=0)
+    torch.testing.assert_close(y_autocast, y, rtol=1e-6, atol=1e-6)
     for name in GRAD_NAMES:
-        torch.testing.assert_close(grads_autocast[name], grads[name], rtol=0, atol=0)
+        torch.testing.assert_close(grads_autocast[name], grads[name], rtol=1e-6, atol=1e-6)
 
 
 def test_rejects_mismatched_shapes():

@@ -48,8 +48,8 @@ def parse_args(argv=None):
     parser.add_argument('--skip-torch', action='store_true', help='leave out the torch path')
     parser.add_argument('--json', metavar='PATH', help='also write every number to this JSON file')
     parser.add_argument('--sweep', action='store_true',
-                        help='time the fused forward+backward for launch tunables on the first shape and dtype, '
-                        'then use the fastest')
+                        help='time the fused op for launch configurations on the first shape and dtype (printed '
+                        'only; the launch table in kernels/triton_ss2d.py is not changed)')
     parser.add_argument('--profile', action='store_true',
                         help='print the per-kernel time of one fused forward+backward on the first shape and dtype')
     return parser.parse_args(argv)
@@ -169,17 +169,26 @@ def fused_floor(batch, dim, seq_len, rank, d_state, elem_bytes):
     return (fwd_bytes, fwd_sfu), (fwd_bytes + bwd_bytes, fwd_sfu + bwd_sfu)
 
 
+# (forward channels per program, forward warps, backward channels per program, backward warps) tried by --sweep.
+SWEEP_LAUNCHES = [(32, 2, 16, 1), (32, 2, 32, 2), (32, 4, 32, 4), (64, 2, 64, 2)]
+
+
 def sweep(x, params, channels_last, warmup, reps):
-    """Fused forward+backward time per launch configuration; keeps the fastest for the rest of the run."""
-    print('| warps | chunk (L > 128) | fwd ms | f+b ms |\n|---|---|---|---|')
-    timings = {}
-    for warps in (2, 4):
-        for chunk in (32, 64):
-            triton_ss2d.NUM_WARPS, triton_ss2d.LONG_CHUNK = warps, chunk
-            fwd, timings[warps, chunk] = time_fused(x, params, channels_last, warmup, reps)
-            print(f'| {warps} | {chunk} | {fwd:.3f} | {timings[warps, chunk]:.3f} |', flush=True)
-    triton_ss2d.NUM_WARPS, triton_ss2d.LONG_CHUNK = min(timings, key=timings.get)
-    print(f'# using NUM_WARPS={triton_ss2d.NUM_WARPS} LONG_CHUNK={triton_ss2d.LONG_CHUNK}', flush=True)
+    """Fused forward and forward+backward time per launch configuration and chunk, on one shape. Prints only:
+    the tunables in kernels/triton_ss2d.py are restored afterwards."""
+    print('| fwd channels | fwd warps | bwd channels | bwd warps | chunk | fwd ms | f+b ms |\n' + '|---' * 7 + '|')
+    names = ('FWD_BLOCK_D', 'FWD_WARPS', 'BWD_BLOCK_D', 'BWD_WARPS', 'CHUNK')
+    saved = [getattr(triton_ss2d, name) for name in names]
+    try:
+        for launch in SWEEP_LAUNCHES:
+            for chunk in (16, 32):
+                for name, value in zip(names, (*launch, chunk)):
+                    setattr(triton_ss2d, name, value)
+                fwd, fwd_bwd = time_fused(x, params, channels_last, warmup, reps)
+                print('| ' + ' | '.join(map(str, (*launch, chunk))) + f' | {fwd:.3f} | {fwd_bwd:.3f} |', flush=True)
+    finally:
+        for name, value in zip(names, saved):
+            setattr(triton_ss2d, name, value)
 
 
 def profile(x, params, channels_last):
@@ -232,7 +241,9 @@ def main(argv=None):
             with torch.no_grad():
                 y_unfused = unfused_pipeline(backend)(x, *params, channels_last)
             row = dict(shape=name, batch=batch, dim=dim, height=height, width=width, dtype=dtype_name,
-                       num_warps=triton_ss2d.NUM_WARPS, chunk=triton_ss2d.chunk_size(height * width), unfused_backend=backend,
+                       chunk=triton_ss2d.chunk_size(height * width),
+                       fwd_launch=(triton_ss2d.FWD_BLOCK_D, triton_ss2d.FWD_WARPS),
+                       bwd_launch=(triton_ss2d.BWD_BLOCK_D, triton_ss2d.BWD_WARPS), unfused_backend=backend,
                        rel_err_vs_unfused=relative_error(y_fused, y_unfused))
             del y_fused, y_unfused
             row['fused_fwd_ms'], row['fused_fwdbwd_ms'] = time_fused(x, params, channels_last, args.warmup,
