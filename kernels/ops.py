@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from . import checks, reference, unfused_ss2d
@@ -235,6 +236,82 @@ def _ss2d_fused_autograd(ctx, grads):
 _ss2d_fused.register_autograd(_ss2d_fused_autograd, setup_context=_ss2d_fused_setup)
 
 
+# ---------------------------------------------------------------- layer_norm
+# Only the triton backend is a custom op. The torch backend is F.layer_norm itself, which autograd, autocast,
+# torch.compile, the FLOP counter and ONNX export already know.
+def _triton_layer_norm():
+    from . import triton_layer_norm
+    return triton_layer_norm
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::layer_norm', mutates_args=())
+def _layer_norm(x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor], eps: float,
+                out_dtype: torch.dtype) -> Tensor:
+    # The caller's autocast is still on in here; the dtypes are the arguments' (out_dtype is decided outside).
+    with torch.autocast(x.device.type, enabled=False):
+        return _triton_layer_norm().layer_norm_fwd(x, weight, bias, eps, out_dtype)
+
+
+@_layer_norm.register_fake
+def _(x, weight, bias, eps, out_dtype):
+    return x.new_empty(x.shape, dtype=out_dtype)
+
+
+@torch.library.custom_op(f'{_NAMESPACE}::layer_norm_backward', mutates_args=())
+def _layer_norm_backward(grad: Tensor, x: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+                         eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    with torch.autocast(x.device.type, enabled=False):
+        return _triton_layer_norm().layer_norm_bwd(grad, x, weight, bias, eps)
+
+
+@_layer_norm_backward.register_fake
+def _(grad, x, weight, bias, eps):
+    return tuple(x.new_empty(0) if t is None else t.new_empty(t.shape) for t in (x, weight, bias))
+
+
+def _layer_norm_setup(ctx, inputs, output):
+    x, weight, bias, ctx.eps, _ = inputs
+    ctx.save_for_backward(x, weight, bias)
+
+
+def _layer_norm_autograd(ctx, grad):
+    x, weight, bias = ctx.saved_tensors
+    dx, dweight, dbias = _layer_norm_backward(grad, x, weight, bias, ctx.eps)
+    return dx, None if weight is None else dweight, None if bias is None else dbias, None, None
+
+
+_layer_norm.register_autograd(_layer_norm_autograd, setup_context=_layer_norm_setup)
+
+# Devices whose autocast runs layer_norm in fp32 (it is on CUDA's fp32 list; CPU autocast leaves it alone).
+_AUTOCAST_FP32_LAYER_NORM_DEVICES = ('cuda', )
+
+
+def _layer_norm_output_dtype(x):
+    """The dtype F.layer_norm returns for x in the caller's context: fp32 under CUDA autocast (float64 stays),
+    else x.dtype (torch also keeps a half x's dtype with fp32 weight and bias)."""
+    fp32_autocast = torch.is_autocast_enabled(x.device.type) and x.device.type in _AUTOCAST_FP32_LAYER_NORM_DEVICES
+    return torch.float32 if fp32_autocast and x.dtype != torch.float64 else x.dtype
+
+
+def _check_layer_norm(x, weight, bias, eps):
+    op = 'layer_norm'
+    if not isinstance(x, Tensor):
+        raise TypeError(f'{op}: x must be a torch.Tensor, got {type(x).__name__}')
+    if x.dim() == 0 or x.shape[-1] == 0:
+        raise ValueError(f'{op}: x must have shape (..., C) with C >= 1 (normalized over its last dim), '
+                         f'got {tuple(x.shape)}')
+    if not x.is_floating_point():
+        raise TypeError(f'{op}: x must be a floating-point tensor, got {x.dtype}')
+    channels = x.shape[-1]
+    for name, vector in (('weight', weight), ('bias', bias)):
+        if vector is not None:
+            checks._check_tensor(op, name, vector, 1, f'(C,) = ({channels},)')
+            checks._check_shape(op, name, vector, (channels, ), '(C,)')
+    if not eps >= 0:
+        raise ValueError(f'{op}: eps must be a non-negative number, got {eps}')
+    checks._check_same_device(op, x=x, weight=weight, bias=bias)
+
+
 # ---------------------------------------------------------------- public API
 def cross_scan(x: Tensor, channels_last: bool = False, backend: Optional[str] = None) -> Tensor:
     """(B, D, H, W), or (B, H, W, D) when ``channels_last`` -> (B, 4, D, H * W).
@@ -281,3 +358,21 @@ def ss2d(x: Tensor, x_proj_weight: Tensor, dt_proj_weight: Tensor, dt_proj_bias:
     if backend == 'triton' and _fused_saves_for_backward():
         return _ss2d_fused(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32)[0]
     return _ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32, backend)
+
+
+def layer_norm(x: Tensor, weight: Optional[Tensor] = None, bias: Optional[Tensor] = None, eps: float = 1e-5,
+               backend: Optional[str] = None) -> Tensor:
+    """``F.layer_norm(x, x.shape[-1:], weight, bias, eps)``: x (..., C), weight and bias (C,) or None.
+
+    Statistics in fp32 (fp64 for fp64 x), biased variance. The output dtype is F.layer_norm's in the
+    caller's context: fp32 under CUDA autocast, else x.dtype. The triton backend reads a half x as it is
+    (no fp32 copy) and handles C up to ``kernels.triton_layer_norm.MAX_COLUMNS``.
+    """
+    _check_layer_norm(x, weight, bias, eps)
+    if resolve_backend(backend, x.device) == 'torch':
+        return F.layer_norm(x, x.shape[-1:], weight, bias, eps)
+    max_columns = _triton_layer_norm().MAX_COLUMNS
+    if x.shape[-1] > max_columns:
+        raise ValueError(f"layer_norm: the triton backend normalizes rows of at most {max_columns} elements, "
+                         f"got C = {x.shape[-1]}; pass backend='torch'")
+    return _layer_norm(x.contiguous(), weight, bias, float(eps), _layer_norm_output_dtype(x))
