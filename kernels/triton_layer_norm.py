@@ -41,7 +41,7 @@ def _normalized_tile(x_ptr, tile, rows, cols, eps, ACC: tl.constexpr, BLOCK_ROWS
     x = tl.load(x_ptr + offsets, mask=mask, other=0.0).to(ACC)
     mean = tl.sum(x, axis=1) / cols
     centered = tl.where(mask, x - mean[:, None], 0.0)
-    rstd = tl.rsqrt(tl.sum(centered * centered, axis=1) / cols + eps)
+    rstd = 1.0 / tl.sqrt(tl.sum(centered * centered, axis=1) / cols + eps)
     return offsets, mask, centered * rstd[:, None], rstd
 
 
@@ -107,7 +107,8 @@ def _pointer(t, stand_in):
 
 
 def layer_norm_fwd(x, weight, bias, eps, out_dtype):
-    """LayerNorm of contiguous x over its last dim, in ``out_dtype``; weight and bias are (C,) or None."""
+    """LayerNorm of x over its last dim, in ``out_dtype``; weight and bias are (C,) or None."""
+    x = x.contiguous()
     cols = x.shape[-1]
     rows = x.numel() // cols
     y = torch.empty(x.shape, device=x.device, dtype=out_dtype)
@@ -130,6 +131,7 @@ def _backward_programs(device):
 def layer_norm_bwd(grad, x, weight, bias, eps):
     """(dx, dweight, dbias) of :func:`layer_norm_fwd`; dweight (dbias) is an empty (0,) tensor where weight
     (bias) is None. ``bias`` is only read for its dtype."""
+    x = x.contiguous()
     cols = x.shape[-1]
     rows = x.numel() // cols
     dx = torch.empty(x.shape, device=x.device, dtype=x.dtype)
