@@ -15,9 +15,9 @@ same memory (channels_last memory format, which cuDNN runs natively), and the fu
 ``kernels.ss2d`` reads and writes that layout directly. Stage outputs are returned as NCHW
 views.
 
-The selective-scan core of SS2D and the LayerNorms (:class:`KernelLayerNorm`) run on the
-standalone ``kernels`` package. Parameters use this package's own names;
-:mod:`vmamba_mm.converters` maps official checkpoints onto them.
+The selective-scan core of SS2D lives in the standalone ``kernels`` package. Parameters
+use this package's own names; :mod:`vmamba_mm.converters` maps official checkpoints
+onto them.
 """
 import math
 from collections import OrderedDict
@@ -60,30 +60,6 @@ class ChannelsLastConv2d(nn.Conv2d):
         return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
-class KernelLayerNorm(nn.LayerNorm):
-    """``nn.LayerNorm`` over the last dim computed by ``kernels.layer_norm``.
-
-    Same parameters, state_dict keys and semantics (output dtype under autocast included); on CUDA
-    the kernels package runs its Triton kernel, which handles VMamba's narrow channels better than
-    torch's. Stays an ``nn.LayerNorm`` so that ``norm_eval`` and optimizer rules find it.
-
-    Args:
-        normalized_shape (int): Channels C.
-        kernel_backend (str, optional): ``kernels`` backend; None lets the package choose.
-        **kwargs: ``nn.LayerNorm``'s other arguments (eps, elementwise_affine, bias, ...).
-    """
-
-    def __init__(self, normalized_shape: int, kernel_backend: Optional[str] = None, **kwargs):
-        super().__init__(normalized_shape, **kwargs)
-        if len(self.normalized_shape) != 1:
-            raise ValueError(f'KernelLayerNorm normalises over the last dim only, got normalized_shape '
-                             f'{self.normalized_shape}.')
-        self.kernel_backend = kernel_backend
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return kernels.layer_norm(x, self.weight, self.bias, self.eps, backend=self.kernel_backend)
-
-
 class SS2D(nn.Module):
     """2D selective scan: the token mixer of a VMamba block.
 
@@ -123,7 +99,7 @@ class SS2D(nn.Module):
         self.dt_proj_bias = nn.Parameter(torch.empty(k, d))
         self.A_log = nn.Parameter(torch.empty(k * d, n))
         self.skip = nn.Parameter(torch.empty(k * d))
-        self.out_norm = KernelLayerNorm(d, kernel_backend)
+        self.out_norm = nn.LayerNorm(d)
         self.out_proj = nn.Linear(d, embed_dims, bias=False)
         self.reset_ssm_parameters()
 
@@ -196,13 +172,13 @@ class VSSBlock(nn.Module):
                  vanilla: bool = False,
                  kernel_backend: Optional[str] = None):
         super().__init__()
-        self.norm1 = KernelLayerNorm(embed_dims, kernel_backend)
+        self.norm1 = nn.LayerNorm(embed_dims)
         self.ssm = SS2D(embed_dims, ssm_ratio, d_state, vanilla=vanilla, kernel_backend=kernel_backend)
         self.drop_path = StochasticDepth(drop_path, mode='row') if drop_path > 0 else nn.Identity()
         if vanilla:
             self.norm2 = self.mlp = None
         else:
-            self.norm2 = KernelLayerNorm(embed_dims, kernel_backend)
+            self.norm2 = nn.LayerNorm(embed_dims)
             self.mlp = Mlp(embed_dims, int(embed_dims * self.mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,9 +194,9 @@ class PatchMerging(nn.Module):
     Odd sizes are zero-padded at the bottom/right.
     """
 
-    def __init__(self, in_dims: int, out_dims: int, kernel_backend: Optional[str] = None):
+    def __init__(self, in_dims: int, out_dims: int):
         super().__init__()
-        self.norm = KernelLayerNorm(4 * in_dims, kernel_backend)
+        self.norm = nn.LayerNorm(4 * in_dims)
         self.reduction = nn.Linear(4 * in_dims, out_dims, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -262,8 +238,8 @@ class VMamba(BaseModule):
             backbones.
         with_cp (bool): Checkpoint the activations of each block (saves memory on large
             detection/segmentation inputs at the cost of a second forward).
-        kernel_backend (str, optional): Backend for ``kernels.ss2d`` and ``kernels.layer_norm``
-            (e.g. ``'torch'`` or ``'triton'``); None lets the kernels package choose per device.
+        kernel_backend (str, optional): Backend for ``kernels.ss2d`` (e.g. ``'torch'`` or
+            ``'triton'``); None lets the kernels package choose per device.
         init_cfg (dict, optional): mmengine init config. ``dict(type='Pretrained',
             checkpoint=...)`` accepts official VMamba checkpoints as well as mm ones and
             loads them strictly (see :meth:`init_weights`).
@@ -338,7 +314,7 @@ class VMamba(BaseModule):
             self.stages.append(VMambaStage(blocks, downsample))
 
         for i in self.out_indices:
-            self.add_module(f'outnorm{i}', KernelLayerNorm(self.dims[i], kernel_backend))
+            self.add_module(f'outnorm{i}', nn.LayerNorm(self.dims[i]))
 
         self.apply(self._init_linear)
         self._freeze_stages()
@@ -389,25 +365,25 @@ class VMamba(BaseModule):
                 OrderedDict(
                     proj=nn.Conv2d(in_channels, embed_dims, kernel_size=4, stride=4),
                     to_channels_last=ToChannelsLast(),
-                    norm=KernelLayerNorm(embed_dims, self.kernel_backend)))
+                    norm=nn.LayerNorm(embed_dims)))
         hidden_dims = embed_dims // 2
         return nn.Sequential(
             OrderedDict(
                 conv1=nn.Conv2d(in_channels, hidden_dims, kernel_size=3, stride=2, padding=1),
                 to_channels_last=ToChannelsLast(),
-                norm1=KernelLayerNorm(hidden_dims, self.kernel_backend),
+                norm1=nn.LayerNorm(hidden_dims),
                 act=nn.GELU(),
                 conv2=ChannelsLastConv2d(hidden_dims, embed_dims, kernel_size=3, stride=2, padding=1),
-                norm2=KernelLayerNorm(embed_dims, self.kernel_backend)))
+                norm2=nn.LayerNorm(embed_dims)))
 
     def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
         """Halves the resolution: Swin patch merging (v0) or a 3x3 stride-2 conv + LN (v2)."""
         if self.vanilla:
-            return PatchMerging(in_dims, out_dims, self.kernel_backend)
+            return PatchMerging(in_dims, out_dims)
         return nn.Sequential(
             OrderedDict(
                 conv=ChannelsLastConv2d(in_dims, out_dims, kernel_size=3, stride=2, padding=1),
-                norm=KernelLayerNorm(out_dims, self.kernel_backend)))
+                norm=nn.LayerNorm(out_dims)))
 
     @staticmethod
     def _init_linear(module: nn.Module):
