@@ -164,3 +164,14 @@ def check_ss2d(backend, dtype, shape, channels_last, generator=None):
     for name, grad in grads.items():
         assert grad.dtype == inputs[name].dtype
         assert_close(grad, expected_grads[name], dtype, 'du' if name == 'x' else name)
+
+
+def nan_filled(factory):
+    """``factory`` (torch.empty, empty_like) with floating results filled with NaN: a kernel that leaves an
+    element of its output unwritten then shows it."""
+
+    def make(*args, **kwargs):
+        tensor = factory(*args, **kwargs)
+        return tensor.fill_(float('nan')) if tensor.is_floating_point() else tensor
+
+    return make

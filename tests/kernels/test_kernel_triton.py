@@ -10,22 +10,15 @@ import torch
 
 import kernels
 from kernels import ops, reference, triton_selective_scan
-from kernel_oracles import check_selective_scan, check_ss2d, make_scan_inputs, make_ss2d_inputs
+from kernel_oracles import check_selective_scan, check_ss2d, make_scan_inputs, make_ss2d_inputs, nan_filled
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
 
-def _nan_filled(factory):
-    def make(*args, **kwargs):
-        tensor = factory(*args, **kwargs)
-        return tensor.fill_(float('nan')) if tensor.is_floating_point() else tensor
-    return make
-
-
 @pytest.fixture(autouse=True)
 def poisoned_small_tiles(monkeypatch):
-    monkeypatch.setattr(torch, 'empty', _nan_filled(torch.empty))
-    monkeypatch.setattr(torch, 'empty_like', _nan_filled(torch.empty_like))
+    monkeypatch.setattr(torch, 'empty', nan_filled(torch.empty))
+    monkeypatch.setattr(torch, 'empty_like', nan_filled(torch.empty_like))
     monkeypatch.setattr(triton_selective_scan, 'CHUNK_SIZE', 8)
     monkeypatch.setattr(triton_selective_scan, 'TILE_ELEMENTS', 64)
 

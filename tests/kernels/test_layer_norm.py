@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 import kernels
 from kernels import ops, triton_layer_norm
+from kernel_oracles import nan_filled
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 TOLERANCE = {
@@ -22,18 +23,9 @@ TOLERANCE = {
 SHAPES = [((37, ), 7), ((3, 5), 40), ((2, 3), 96), ((5, ), 1)]
 
 
-def _nan_filled(factory):
-
-    def make(*args, **kwargs):
-        tensor = factory(*args, **kwargs)
-        return tensor.fill_(float('nan')) if tensor.is_floating_point() else tensor
-
-    return make
-
-
 @pytest.fixture(autouse=True)
 def poisoned_small_tiles(monkeypatch):
-    monkeypatch.setattr(torch, 'empty', _nan_filled(torch.empty))
+    monkeypatch.setattr(torch, 'empty', nan_filled(torch.empty))
     monkeypatch.setattr(triton_layer_norm, 'FWD_TILE', 64)
     monkeypatch.setattr(triton_layer_norm, 'BWD_TILE', 64)
     monkeypatch.setattr(triton_layer_norm, 'BWD_PROGRAMS_PER_SM', 2)

@@ -23,7 +23,7 @@ Example::
 """
 import argparse
 import json
-import statistics
+import os
 import sys
 
 import torch
@@ -31,6 +31,9 @@ import torch.nn.functional as F
 
 import kernels
 from kernels import triton_layer_norm
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchmark_ss2d import copy_bandwidth_gbs, median_ms  # noqa: E402  the GPU timing both tools share
 
 # mode: (x dtype, parameter dtype, autocast dtype or None)
 MODES = {
@@ -144,26 +147,6 @@ def accuracy(x, weight, bias, mode):
     dtypes = {name: getattr(torch, dtype) for name, dtype in row['torch_dtypes'].items()}
     row['ok'] = row['triton_dtypes'] == row['torch_dtypes'] and passes(row['triton_err'], row['torch_err'], dtypes)
     return row
-
-
-def median_ms(fn, warmup, reps):
-    for _ in range(warmup):
-        fn()
-    torch.cuda.synchronize()
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-    for start, end in events:
-        start.record()
-        fn()
-        end.record()
-    torch.cuda.synchronize()
-    return statistics.median(start.elapsed_time(end) for start, end in events)
-
-
-def copy_bandwidth_gbs(nbytes=1 << 30):
-    """Device-to-device copy, counting bytes read plus bytes written."""
-    src = torch.empty(nbytes // 4, device='cuda', dtype=torch.float32).uniform_()
-    dst = torch.empty_like(src)
-    return 2 * nbytes / median_ms(lambda: dst.copy_(src), 5, 20) / 1e6
 
 
 def time_fwd_and_fwd_bwd(fn, x, weight, bias, out_dtype, warmup, reps):
