@@ -51,7 +51,7 @@ def get_backend(device=None) -> str:
     return resolve_backend(None, torch.device('cpu') if device is None else torch.device(device))
 
 
-def _interpreting() -> bool:
+def interpreting() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
@@ -72,7 +72,7 @@ def resolve_backend(backend, device: torch.device) -> str:
     if backend == 'triton':
         if not _TRITON_IMPORTABLE:
             raise BackendUnavailableError("kernel backend 'triton' requested but triton is not importable")
-        if device.type != 'cuda' and not _interpreting():
+        if device.type != 'cuda' and not interpreting():
             raise BackendUnavailableError(
                 f"kernel backend 'triton' needs CUDA tensors, got {device.type}; use backend='torch' "
                 'or set TRITON_INTERPRET=1 before importing triton to run the kernels on CPU')

@@ -17,8 +17,8 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
 * ``Δ`` is expanded inside the scan kernel from the R-dimensional ``dt`` (a (chunk, R) × (R, channels)
   tensor-core product); in the forward the full-width Δ never reaches memory.
 * One program owns (image, direction, block of channels) and walks its direction in chunks of positions.
-  Each direction is index arithmetic over the same ``x`` buffer (the column-major order read from a small
-  position table instead of an integer division per position). Inside a chunk the recurrence is an
+  Each direction is index arithmetic over the same ``x`` buffer (the column-major order by a multiply and a
+  shift instead of an integer division per position). Inside a chunk the recurrence is an
   associative scan of affine maps; the state (fp32) is carried from chunk to chunk.
 * The four directions are merged by fp32 atomic adds into the output, so no per-direction copy exists (the
   order of those adds is not fixed: y and dx can differ between runs in the last bits).
@@ -29,25 +29,31 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
   accumulates dx over the four directions by atomics; the gradients of the projections come from small GEMMs
   over the per-position gradients of ``x_dbl``.
 """
-import functools
-
 import torch
 import triton
 import triton.language as tl
+from triton.language.extra.cuda import libdevice
 
 from . import checks
+from .dispatch import interpreting
 
 # Launch tunables: the fastest of a per-shape sweep on an H100 (VMamba-T stages 1-4, fp32 x; see
-# docs/kernels_notes.md, v4). The same values won at every stage. tl.dot needs blocks of at least 16.
+# docs/kernels_notes.md, v4 and v5). tl.dot needs blocks of at least 16.
 # Positions per chunk; the forward saves the state at each chunk start and the backward starts from them.
 CHUNK = 16
-FWD_BLOCK_D, FWD_WARPS = 32, 2
+# One warp: the chunk's positions then sit on 4 lanes of one warp, so the scan needs no shared memory.
+FWD_BLOCK_D, FWD_WARPS = 32, 1
 # The backward has no tensor-core products left; 16 channels in one warp keep it at ~170 registers without
 # spills, so more programs fit per SM.
 BWD_BLOCK_D, BWD_WARPS = 16, 1
 # fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection; 'ieee'
 # (FMA) was 8-40% slower.
 DOT_PRECISION = 'tf32x3'
+# The hardware's approximate log and division (one special-function instruction each) instead of the accurate
+# software ones: about a sixth of the forward's instructions. Both are accurate to a few ulp on the ranges used
+# here (log of 1 + e^z >= 1; e / (1 + e) in (0, 1)). The interpreter has no libdevice, so it runs the accurate
+# ones. Per kernel: the backward measured 14% slower with them (v5 in the kernel notes).
+FWD_FAST_MATH, BWD_FAST_MATH = True, False
 
 
 def chunk_size(seq_len):
@@ -70,27 +76,33 @@ def _adjoint_combine(mult_left, add_left, decay_left, mult_right, add_right, dec
 
 
 @triton.jit
-def _softplus_and_sigmoid(z):
+def _softplus_and_sigmoid(z, FAST_MATH: tl.constexpr):
     # softplus is the identity above 20, as in torch. log(1 + exp(z)) loses relative precision for small
     # exp(z); below z = -5 its two-term series is exact to ~1e-5 relative. The forward drops the unused
     # sigmoid at compile time.
     e = tl.exp(tl.minimum(z, 20.0))
-    soft = tl.where(z > 20.0, z, tl.where(z < -5.0, e * (1.0 - 0.5 * e), tl.log(1.0 + e)))
-    sig = tl.where(z > 20.0, 1.0, e / (1.0 + e))
-    return soft, sig
+    if FAST_MATH:
+        log_1pe = libdevice.fast_logf(1.0 + e)
+        sig = libdevice.fast_dividef(e, 1.0 + e)
+    else:
+        log_1pe = tl.log(1.0 + e)
+        sig = e / (1.0 + e)
+    soft = tl.where(z > 20.0, z, tl.where(z < -5.0, e * (1.0 - 0.5 * e), log_1pe))
+    return soft, tl.where(z > 20.0, 1.0, sig)
 
 
 @triton.jit
-def _positions(order_ptr, chunk, direction, seq_len, BLOCK_T: tl.constexpr):
-    """Row-major positions visited by steps chunk*BLOCK_T + [0, BLOCK_T) of a direction. Column-major order
-    comes from a table (order_ptr[L + step]) rather than a division and a remainder by H per position, each
-    tens of instructions (the positions of a chunk are replicated across the lanes that share them)."""
+def _positions(chunk, direction, seq_len, height, width, height_magic, height_shift, BLOCK_T: tl.constexpr):
+    """Row-major positions visited by steps chunk*BLOCK_T + [0, BLOCK_T) of a direction. The column-major walk
+    divides each step by H with a multiply and a shift (see :func:`_division_magic`): a hardware division and
+    remainder per position cost tens of instructions."""
     step = chunk * BLOCK_T + tl.arange(0, BLOCK_T)
     valid = step < seq_len
     step = tl.where(valid, step, 0)
     along = tl.where(direction >= 2, seq_len - 1 - step, step)
     if direction % 2 == 1:
-        pos = tl.load(order_ptr + seq_len + along)
+        column = ((along.to(tl.int64) * height_magic) >> height_shift).to(tl.int32)
+        pos = (along - column * height) * width + column
     else:
         pos = along
     return pos, valid
@@ -98,11 +110,11 @@ def _positions(order_ptr, chunk, direction, seq_len, BLOCK_T: tl.constexpr):
 
 @triton.jit
 def _ss2d_fwd_kernel(
-    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr, order_ptr,
-    seq_len, dim, n_chunks,
+    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr,
+    seq_len, height, width, height_magic, height_shift, dim, n_chunks,
     s_xb, s_xl, s_xd, s_db, s_dl, s_dk, s_dc, s_ob, s_ol, s_od,
     R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
-    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr,
+    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, FAST_MATH: tl.constexpr,
 ):
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
@@ -122,13 +134,14 @@ def _ss2d_fwd_kernel(
 
     for chunk in range(n_chunks):
         tl.store(state_base + chunk * N * dim, state, mask=state_mask)
-        pos, valid = _positions(order_ptr, chunk, direction, seq_len, BLOCK_T)
+        pos, valid = _positions(chunk, direction, seq_len, height, width, height_magic, height_shift, BLOCK_T)
         mask = valid[:, None] & chan_mask[None, :]
         u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
                     other=0.0).to(tl.float32)
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dt = tl.load(xdbl_row[:, None] + r_idx[None, :] * s_dc, mask=valid[:, None] & (r_idx[None, :] < R), other=0.0)
-        delta, _ = _softplus_and_sigmoid(tl.dot(dt, wdt_t, input_precision=DOT_PRECISION) + bias[None, :])
+        z = tl.dot(dt, wdt_t, input_precision=DOT_PRECISION) + bias[None, :]
+        delta, _ = _softplus_and_sigmoid(z, FAST_MATH)
         delta_u = delta * u
         y = dskip[None, :] * u
         for n in tl.static_range(N):
@@ -150,10 +163,11 @@ def _ss2d_fwd_kernel(
 @triton.jit
 def _ss2d_bwd_kernel(
     x_ptr, dy_ptr, xdbl_ptr, z_ptr, a_ptr, dskip_ptr, states_ptr,
-    dx_ptr, dxdbl_ptr, dbias_ptr, da_ptr, ddskip_ptr, order_ptr,
-    seq_len, dim, n_chunks,
+    dx_ptr, dxdbl_ptr, dbias_ptr, da_ptr, ddskip_ptr,
+    seq_len, height, width, height_magic, height_shift, dim, n_chunks,
     s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
     R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
+    FAST_MATH: tl.constexpr,
 ):
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
@@ -175,7 +189,7 @@ def _ss2d_bwd_kernel(
 
     for step in range(n_chunks):
         chunk = n_chunks - 1 - step
-        pos, valid = _positions(order_ptr, chunk, direction, seq_len, BLOCK_T)
+        pos, valid = _positions(chunk, direction, seq_len, height, width, height_magic, height_shift, BLOCK_T)
         mask = valid[:, None] & chan_mask[None, :]
         u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
                     other=0.0).to(tl.float32)
@@ -184,7 +198,7 @@ def _ss2d_bwd_kernel(
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dxdbl_row = dxdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         z_ptrs = z_base + pos[:, None] * dim + chan[None, :]
-        delta, sig = _softplus_and_sigmoid(tl.load(z_ptrs, mask=mask, other=0.0))
+        delta, sig = _softplus_and_sigmoid(tl.load(z_ptrs, mask=mask, other=0.0), FAST_MATH)
         delta_u = delta * u
         start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
         grad_u = dy * dskip[None, :]
@@ -225,11 +239,17 @@ def _ss2d_bwd_kernel(
     tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask, sem='relaxed')
 
 
-@functools.lru_cache(maxsize=64)
-def _scan_order(height, width, device):
-    """(2, L) int32: row-major positions of the row-major and the column-major walk over an H×W map."""
-    along = torch.arange(height * width, dtype=torch.int32)
-    return torch.stack([along, (along % height) * width + along // height]).to(device)
+def _division_magic(divisor):
+    """(magic, shift) with n // divisor == (n * magic) >> shift for every 0 <= n < 2**31: the round-up
+    reciprocal with 31 + ceil(log2(divisor)) fraction bits (Granlund and Montgomery, 1994). magic < 2**32, so
+    the product fits in int64."""
+    shift = 31 + (divisor - 1).bit_length()
+    return (1 << shift) // divisor + 1, shift
+
+
+def _walk(height, width):
+    """The kernels' arguments that describe the map: L, H, W and the magic division by H."""
+    return (height * width, height, width, *_division_magic(height))
 
 
 def _flat(t, channels_last):
@@ -238,6 +258,14 @@ def _flat(t, channels_last):
     if channels_last:  # (B, H, W, D)
         return t, (t.stride(0), t.stride(2), t.stride(3))
     return t, (t.stride(0), t.stride(3), t.stride(1))  # (B, D, H, W)
+
+
+def _kernel_input(x):
+    """x as the kernels read it. They compute in fp32 whatever x is, their fp32 path is the faster one
+    (docs/kernels_notes.md, v3: stage-1 forward 1.34 ms against 2.07 in bf16) and the projections promote x to
+    fp32 anyway, so half input is upcast here: a transient copy, while autograd keeps the caller's half tensor
+    for the backward (half the bytes of an fp32 one)."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _geometry(x, channels_last):
@@ -270,6 +298,10 @@ def _launch_shape(batch, dim, seq_len, block_d):
     """grid, positions per chunk, chunks per direction."""
     block_t = chunk_size(seq_len)
     return (4 * triton.cdiv(dim, block_d), batch), block_t, triton.cdiv(seq_len, block_t)
+
+
+def _fast_math(wanted):
+    return wanted and not interpreting()
 
 
 def _block_rank(rank):
@@ -308,7 +340,8 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
     batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
                                                       channels_last)
     seq_len = height * width
-    x, x_strides = _flat(x, channels_last)
+    out_dtype = x.dtype
+    x, x_strides = _flat(_kernel_input(x), channels_last)
     xdbl, d_strides = _project(x, x_proj_weight, channels_last)
     grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, FWD_BLOCK_D)
     out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
@@ -316,11 +349,11 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
     states = torch.empty(batch, 4, n_chunks, d_state, dim, device=x.device, dtype=torch.float32)
     _ss2d_fwd_kernel[grid](
         x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
-        D.float().contiguous(), out, states, _scan_order(height, width, x.device),
-        seq_len, dim, n_chunks, *x_strides, *d_strides, *o_strides,
+        D.float().contiguous(), out, states, *_walk(height, width), dim, n_chunks,
+        *x_strides, *d_strides, *o_strides,
         R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
-        BLOCK_D=FWD_BLOCK_D, DOT_PRECISION=DOT_PRECISION, num_warps=FWD_WARPS)
-    y = out if out_fp32 else out.to(x.dtype)
+        BLOCK_D=FWD_BLOCK_D, DOT_PRECISION=DOT_PRECISION, FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
+    y = out if out_fp32 else out.to(out_dtype)
     return y, (xdbl, states)
 
 
@@ -338,7 +371,8 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
                          f'got {tuple(grad_y.shape)}')
     seq_len = height * width
     xdbl, states = saved
-    x, x_strides = _flat(x, channels_last)
+    grad_x_dtype = x.dtype
+    x, x_strides = _flat(_kernel_input(x), channels_last)
     grad_y, y_strides = _flat(grad_y, channels_last)
     d_strides = _project_strides(xdbl, channels_last)
     grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, BWD_BLOCK_D)
@@ -355,10 +389,10 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     grad_dskip = torch.zeros(4 * dim, device=x.device, dtype=torch.float32)
     _ss2d_bwd_kernel[grid](
         x, grad_y, xdbl, z, A.float().contiguous(), D.float().contiguous(), states,
-        grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, _scan_order(height, width, x.device),
-        seq_len, dim, n_chunks, *x_strides, *y_strides, *d_strides,
+        grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, *_walk(height, width), dim, n_chunks,
+        *x_strides, *y_strides, *d_strides,
         R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=BWD_BLOCK_D,
-        num_warps=BWD_WARPS)
+        FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
     # z = W_dt dt + bias: dt's gradient and W_dt's are two batched GEMMs over the gradient of z.
     grad_z = z
     _dt_columns(grad_xdbl, rank, channels_last).add_(torch.bmm(grad_z, wdt32).view(4, batch, seq_len, rank))
@@ -376,7 +410,7 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     else:
         grad_x.view(batch, dim, seq_len).add_(weight.t() @ grad_xdbl)
         grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x_op.reshape(batch, dim, seq_len))
-    return (grad_x.to(x.dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
+    return (grad_x.to(grad_x_dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
             grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
             grad_dskip.to(D.dtype))
 

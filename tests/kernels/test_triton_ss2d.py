@@ -142,6 +142,33 @@ def test_half_precision_input_and_output(dtype):
         assert_close(f'd{name}', grads[name], grads_ref[name], *FP32_TOL[name])
 
 
+def test_half_input_runs_the_fp32_path():
+    # Half x is upcast inside the op (the caller keeps only its half tensor for the backward): the result is the
+    # fp32 input's up to the order of the fp32 atomics, with y and dx rounded to the half dtype.
+    x, params = make_inputs(2, 6, 3, 5, 1, 2, channels_last=True, dtype=torch.bfloat16)
+    grad_y = torch.randn(x.shape, device=DEVICE)
+    y, grads = run_fused(x, params, True, grad_y)
+    y32, grads32 = run_fused(x.float(), params, True, grad_y)
+    torch.testing.assert_close(y, y32, rtol=1e-6, atol=1e-6)
+    assert grads['x'].dtype == torch.bfloat16
+    torch.testing.assert_close(grads['x'], grads32['x'].bfloat16(), rtol=1e-2, atol=1e-5)
+    for name in GRAD_NAMES[1:]:
+        torch.testing.assert_close(grads[name], grads32[name], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('divisor', [*range(1, 130), 255, 4095, 65537, (1 << 20) + 7, (1 << 30) + 3])
+def test_division_magic_divides_every_31_bit_step_exactly(divisor):
+    # The column-major walk divides each step by H this way; the worst cases sit next to multiples of the
+    # divisor and at the top of the range.
+    magic, shift = triton_ss2d._division_magic(divisor)
+    top = (1 << 31) - 1
+    multiples = {min(top, k * divisor) for k in (*range(0, 2000, 7), top // divisor, top // divisor - 1)}
+    steps = {n + offset for n in multiples for offset in (-1, 0, 1) if 0 <= n + offset <= top} | {top}
+    assert magic * top < 1 << 63  # the kernels multiply in int64
+    for n in steps:
+        assert (n * magic) >> shift == n // divisor, n
+
+
 @pytest.mark.parametrize('channels_last', [False, True])
 def test_saved_like_describes_what_the_forward_saves(channels_last):
     # torch.compile traces the fused op with these fakes; a mismatch would break the compiled backward.

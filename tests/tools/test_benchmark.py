@@ -69,3 +69,12 @@ def test_profile_lists_the_busiest_operators_of_one_step():
     assert report[0].startswith('#   step:') and len(report) == 6
     shares = [float(line.split('%')[0].split()[-1]) for line in report[1:]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.1
+
+
+def test_compile_takes_an_optional_mode_and_refuses_unknown_ones(capsys):
+    assert benchmark.parse_args(['--device', 'cpu']).compile is None
+    assert benchmark.parse_args(['--compile', '--device', 'cpu']).compile == 'default'
+    assert benchmark.parse_args(['--compile', 'reduce-overhead', '--device', 'cpu']).compile == 'reduce-overhead'
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(['--compile', 'fastest', '--device', 'cpu'])
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err

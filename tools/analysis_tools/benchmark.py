@@ -230,7 +230,7 @@ def run(args):
             with fallback_is_an_error(args.kernel_backend):
                 model = build_model(spec, args.kernel_backend).to(device)
                 model = model.to(memory_format=torch.channels_last) if args.channels_last else model
-                compiled = torch.compile(model) if args.compile else model
+                compiled = torch.compile(model, mode=args.compile) if args.compile else model
                 for precision in args.precisions:
                     for mode in args.modes:
                         try:
@@ -302,7 +302,10 @@ def parse_args(argv=None):
     parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES))
     parser.add_argument('--kernel-backend', choices=['torch', 'triton'], default=None,
                         help='force the SS2D backend (default: automatic; a silent fallback is an error)')
-    parser.add_argument('--compile', action='store_true', help='torch.compile each model')
+    parser.add_argument('--compile', nargs='?', const='default', metavar='MODE',
+                        choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
+                        help='torch.compile each model, in this mode (default: "default"; "reduce-overhead" '
+                        'replays CUDA graphs)')
     parser.add_argument('--compare-backends', action='store_true',
                         help='first print the logit difference between the triton and torch backends (VMamba models)')
     parser.add_argument('--channels-last', action='store_true')
