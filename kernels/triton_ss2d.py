@@ -162,7 +162,7 @@ def _ss2d_fwd_kernel(
 
 @triton.jit
 def _ss2d_bwd_kernel(
-    x_ptr, dy_ptr, xdbl_ptr, z_ptr, a_ptr, dskip_ptr, states_ptr,
+    x_ptr, dy_ptr, xdbl_ptr, z_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
     dx_ptr, dxdbl_ptr, dbias_ptr, da_ptr, ddskip_ptr,
     seq_len, height, width, height_magic, height_shift, dim, n_chunks,
     s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
@@ -177,6 +177,7 @@ def _ss2d_bwd_kernel(
     kchan = direction * dim + chan
     n_idx = tl.arange(0, BLOCK_N)
     dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
+    bias = tl.load(bias_ptr + kchan, mask=chan_mask, other=0.0)
     rows = tl.arange(0, BLOCK_T)
     state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
     state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
@@ -198,7 +199,7 @@ def _ss2d_bwd_kernel(
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dxdbl_row = dxdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         z_ptrs = z_base + pos[:, None] * dim + chan[None, :]
-        delta, sig = _softplus_and_sigmoid(tl.load(z_ptrs, mask=mask, other=0.0), FAST_MATH)
+        delta, sig = _softplus_and_sigmoid(tl.load(z_ptrs, mask=mask, other=0.0) + bias[None, :], FAST_MATH)
         delta_u = delta * u
         start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
         grad_u = dy * dskip[None, :]
@@ -378,17 +379,18 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, BWD_BLOCK_D)
     grad_x = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     grad_xdbl = torch.zeros_like(xdbl)
-    # z = W_dt dt + bias for every position and direction, (4, B, L, D): one batched GEMM here instead of a
-    # tensor-core product inside the kernel (its operands pushed the backward past 255 registers). The kernel
-    # overwrites z with its gradient.
+    # z = W_dt dt for every position and direction, (4, B, L, D): one batched GEMM here instead of a
+    # tensor-core product inside the kernel (its operands pushed the backward past 255 registers; v5 tried them
+    # again, in one warp: 248 registers and 43% more instructions per element). The kernel adds the bias (a
+    # baddbmm would first copy the broadcast bias into all of z) and overwrites z with its gradient.
     dt_rows = _dt_columns(xdbl, rank, channels_last).reshape(4, batch * seq_len, rank)
     wdt32 = dt_proj_weight.float()
-    z = torch.baddbmm(dt_proj_bias.float()[:, None, :], dt_rows, wdt32.transpose(1, 2))
+    z = torch.bmm(dt_rows, wdt32.transpose(1, 2))
     grad_bias = torch.zeros(4, dim, device=x.device, dtype=torch.float32)
     grad_a = torch.zeros(4 * dim, d_state, device=x.device, dtype=torch.float32)
     grad_dskip = torch.zeros(4 * dim, device=x.device, dtype=torch.float32)
     _ss2d_bwd_kernel[grid](
-        x, grad_y, xdbl, z, A.float().contiguous(), D.float().contiguous(), states,
+        x, grad_y, xdbl, z, dt_proj_bias.float().contiguous(), A.float().contiguous(), D.float().contiguous(), states,
         grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, *_walk(height, width), dim, n_chunks,
         *x_strides, *y_strides, *d_strides,
         R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=BWD_BLOCK_D,
@@ -405,10 +407,10 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     grad_xdbl = grad_xdbl.to(weight.dtype)
     if channels_last:
         grad_xdbl = grad_xdbl.reshape(batch * seq_len, weight.shape[0])
-        grad_x.view(batch * seq_len, dim).add_(grad_xdbl @ weight)
+        grad_x.view(batch * seq_len, dim).addmm_(grad_xdbl, weight)  # the add in the GEMM's epilogue
         grad_wx = grad_xdbl.t() @ x_op.reshape(batch * seq_len, dim)
     else:
-        grad_x.view(batch, dim, seq_len).add_(weight.t() @ grad_xdbl)
+        grad_x.view(batch, dim, seq_len).baddbmm_(weight.t().expand(batch, -1, -1), grad_xdbl)
         grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x_op.reshape(batch, dim, seq_len))
     return (grad_x.to(grad_x_dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
             grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
