@@ -6,7 +6,7 @@ import torch.nn as nn
 
 import kernels
 from vmamba_mm.models import VMamba
-from vmamba_mm.models.backbones.vmamba import SS2D, ChannelsLastConv2d
+from vmamba_mm.models.backbones.vmamba import SS2D, ChannelsLastConv2d, Mlp
 
 V2 = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=2)
 VANILLA = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=2.0, d_state=2, vanilla=True)
@@ -279,3 +279,104 @@ def test_gradients_reach_every_parameter(design):
     # DDP's gradient buckets are views with each parameter's strides; other strides cost a copy and a warning.
     assert {name: (p.stride(), p.grad.stride()) for name, p in model.named_parameters()
             if p.grad.stride() != p.stride()} == {}
+
+
+# ------------------------------------------------------------------ Mlp: GELU recomputed in the backward
+CPU_AND_CUDA = ['cpu', pytest.param('cuda', marks=pytest.mark.skipif(not torch.cuda.is_available(), reason='no CUDA'))]
+
+
+def plain_mlp(mlp, x):
+    """The Linear-GELU-Linear that Mlp stands for, from the same parameters."""
+    return mlp.fc2(nn.functional.gelu(mlp.fc1(x)))
+
+
+def outputs_and_gradients(forward, mlp, x, weights, autocast_dtype):
+    mlp.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_()
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        y = forward(mlp, x)
+    (y.float() * weights).sum().backward()
+    return [y.detach(), x.grad] + [p.grad for p in mlp.parameters()]
+
+
+@pytest.mark.parametrize('device', CPU_AND_CUDA)
+@pytest.mark.parametrize('autocast_dtype', [None, torch.bfloat16])
+def test_mlp_matches_linear_gelu_linear_forward_and_backward(device, autocast_dtype):
+    torch.manual_seed(0)
+    mlp = Mlp(24, 96).to(device)
+    for bias in (mlp.fc1.bias, mlp.fc2.bias):  # zero at init: make the bias terms count
+        nn.init.normal_(bias)
+    x = torch.randn(2, 5, 7, 24, device=device)
+    weights = torch.randn(2, 5, 7, 24, device=device)
+
+    ours = outputs_and_gradients(Mlp.forward, mlp, x, weights, autocast_dtype)
+    plain = outputs_and_gradients(plain_mlp, mlp, x, weights, autocast_dtype)
+
+    names = ['output', 'x.grad'] + [f'{name}.grad' for name, _ in mlp.named_parameters()]
+    tolerance = dict(rtol=0, atol=1e-6) if autocast_dtype is None else dict(rtol=1.6e-2, atol=1e-3)
+    for name, a, b in zip(names, ours, plain):
+        assert a.dtype == b.dtype and a.shape == b.shape, name
+        torch.testing.assert_close(a, b, **tolerance, msg=name)
+    assert ours[0].dtype == (torch.float32 if autocast_dtype is None else autocast_dtype)
+    assert all(g.dtype == torch.float32 for g in ours[2:])  # parameter gradients stay fp32 under autocast
+
+
+def hidden_tensors_saved(forward, mlp, x):
+    """Dtypes of the activations of hidden width autograd keeps for the backward of ``forward``."""
+    saved = []
+    hidden_numel = x.numel() // mlp.fc1.in_features * mlp.fc1.out_features
+
+    def pack(tensor):
+        if tensor.numel() == hidden_numel:
+            saved.append(tensor.dtype)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        forward(mlp, x)
+    return saved
+
+
+def test_mlp_keeps_one_hidden_tensor_for_the_backward():
+    mlp = Mlp(8, 32)
+    x = torch.randn(2, 3, 4, 8, requires_grad=True)
+    assert hidden_tensors_saved(plain_mlp, mlp, x) == [torch.float32] * 2  # GELU's input and its output
+    assert hidden_tensors_saved(Mlp.forward, mlp, x) == [torch.float32]  # fc1's output only
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert hidden_tensors_saved(plain_mlp, mlp, x) == [torch.bfloat16] * 2
+        assert hidden_tensors_saved(Mlp.forward, mlp, x) == [torch.bfloat16]
+
+
+def test_mlp_without_gradients_is_the_plain_composition():
+    mlp = Mlp(8, 32)
+    x = torch.randn(2, 3, 4, 8)
+    with torch.no_grad():
+        expected = plain_mlp(mlp, x)
+        torch.testing.assert_close(mlp(x), expected, rtol=0, atol=0)
+    with torch.no_grad():
+        assert hidden_tensors_saved(Mlp.forward, mlp, x.requires_grad_()) == []
+    y = mlp(x)
+    assert type(y.grad_fn).__name__ == 'GeluLinearBackward'  # the recomputing Function with gradients
+    torch.testing.assert_close(y.detach(), expected, rtol=0, atol=0)
+
+
+def test_mlp_keeps_its_state_dict_keys_and_says_what_it_computes():
+    mlp = Mlp(8, 32)
+    assert list(mlp.state_dict()) == ['fc1.weight', 'fc1.bias', 'fc2.weight', 'fc2.bias']
+    assert mlp.fc1.weight.shape == (32, 8) and mlp.fc2.weight.shape == (8, 32)
+    assert 'GELU' in repr(mlp) and 'fc1' in repr(mlp) and 'fc2' in repr(mlp)
+    assert list(VMamba(V2).stages[0].blocks[0].mlp.state_dict()) == list(mlp.state_dict())
+
+
+def test_mlp_function_compiles_without_graph_breaks():
+    torch.manual_seed(0)
+    mlp = Mlp(8, 32)
+    x = torch.randn(2, 3, 4, 8, requires_grad=True)
+    explanation = torch._dynamo.explain(mlp)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons
+    assert explanation.graph_count == 1
+    compiled = torch.compile(mlp, fullgraph=True, backend='aot_eager')
+    eager = outputs_and_gradients(Mlp.forward, mlp, x, torch.ones(2, 3, 4, 8), None)
+    with torch.autocast('cpu', enabled=False):
+        result = outputs_and_gradients(lambda module, inputs: compiled(inputs), mlp, x, torch.ones(2, 3, 4, 8), None)
+    for a, b in zip(result, eager):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

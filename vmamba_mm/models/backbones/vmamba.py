@@ -146,17 +146,76 @@ class SS2D(nn.Module):
         return self.out_proj(y.to(dtype))
 
 
+def _gelu_linear_function(device_type: str) -> type:
+    """``F.linear(gelu(h), weight, bias)`` as an autograd Function that saves h only.
+
+    Autograd would keep both h (for GELU's backward) and gelu(h) (for the weight gradient),
+    two tensors of the MLP's hidden width. The backward computes gelu(h) again instead, an
+    elementwise pass over h; the products and their inputs are those of the plain
+    Linear-GELU-Linear, so values and gradients are the same. ``custom_fwd``/``custom_bwd``
+    run the backward under the forward's autocast state (one class per device type, since
+    they take it as an argument); the weight is saved as the parameter and cast again in
+    the backward, so no half copy of it outlives the forward.
+    """
+
+    class GeluLinear(torch.autograd.Function):
+
+        @staticmethod
+        @torch.amp.custom_fwd(device_type=device_type)
+        def forward(ctx, h, weight, bias):
+            ctx.save_for_backward(h, weight, bias)
+            return F.linear(F.gelu(h), weight, bias)
+
+        @staticmethod
+        @torch.amp.custom_bwd(device_type=device_type)
+        def backward(ctx, grad_out):
+            h, weight, bias = ctx.saved_tensors
+            activated = F.gelu(h)
+            # As nn.Linear's backward: products of (positions, channels) matrices, in the dtype
+            # that autocast (restored by custom_bwd) gives them.
+            grad_2d = grad_out.reshape(-1, grad_out.shape[-1])
+            activated_2d = activated.reshape(-1, activated.shape[-1])
+            grad_h = grad_weight = grad_bias = None
+            if ctx.needs_input_grad[0]:
+                grad_activated = grad_2d.mm(weight).view_as(h)
+                grad_h = torch.ops.aten.gelu_backward(grad_activated, h)
+            if ctx.needs_input_grad[1]:
+                grad_weight = activated_2d.t().mm(grad_2d).t().to(weight.dtype)
+            if bias is not None and ctx.needs_input_grad[2]:
+                grad_bias = grad_2d.sum(0).to(bias.dtype)
+            return grad_h, grad_weight, grad_bias
+
+    GeluLinear.__name__ = GeluLinear.__qualname__ = f'GeluLinear_{device_type}'
+    return GeluLinear
+
+
+# custom_fwd takes the autocast device type as an argument: one Function per device type.
+_GELU_LINEAR = {device_type: _gelu_linear_function(device_type) for device_type in ('cpu', 'cuda')}
+
+
 class Mlp(nn.Module):
-    """Linear -> GELU -> Linear."""
+    """Linear -> GELU -> Linear (exact erf GELU, as ``nn.GELU()``).
+
+    While gradients are recorded, GELU and ``fc2`` run as one autograd Function that keeps
+    only fc1's output for the backward and recomputes the GELU there (2 bytes per hidden
+    element less under AMP, 4 in fp32; docs/perf_notes.md, change 5). Without gradients,
+    and on devices other than CPU and CUDA, it is the plain composition.
+    """
 
     def __init__(self, embed_dims: int, hidden_dims: int):
         super().__init__()
         self.fc1 = nn.Linear(embed_dims, hidden_dims)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden_dims, embed_dims)
 
+    def extra_repr(self) -> str:
+        return 'act=GELU (recomputed in backward)'
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
+        h = self.fc1(x)
+        gelu_linear = _GELU_LINEAR.get(h.device.type)
+        if gelu_linear is None or not torch.is_grad_enabled() or torch.jit.is_tracing():
+            return self.fc2(F.gelu(h))
+        return gelu_linear.apply(h, self.fc2.weight, self.fc2.bias)
 
 
 class VSSBlock(nn.Module):
