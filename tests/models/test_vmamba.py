@@ -186,15 +186,57 @@ def test_official_initialisation():
     assert all(not m.bias.any() for m in model.modules() if isinstance(m, nn.Linear) and m.bias is not None)
 
 
-def test_ss2d_core_gets_fp32_under_autocast(monkeypatch):
-    """Half activations are upcast before ``kernels.ss2d``: the fused kernel's fp32 path is its faster one."""
+def test_ss2d_core_gets_the_half_activation_under_autocast(monkeypatch):
+    """No fp32 copy before ``kernels.ss2d``: the op upcasts half input itself, and autograd keeps the half tensor."""
     seen = []
     ss2d = kernels.ss2d
     monkeypatch.setattr(kernels, 'ss2d', lambda x, *args, **kwargs: seen.append(x.dtype) or ss2d(x, *args, **kwargs))
     with torch.autocast('cpu', dtype=torch.bfloat16):
         outs = VMamba(V2)(torch.randn(1, 3, 32, 32))
-    assert seen == [torch.float32] * 5
+    assert seen == [torch.bfloat16] * 5
     assert all(out.isfinite().all() for out in outs)
+    seen.clear()
+    VMamba(V2)(torch.randn(1, 3, 32, 32))
+    assert seen == [torch.float32] * 5
+
+
+TINY_V2 = dict(dims=8, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)
+
+
+@pytest.mark.parametrize('arch, backend', [
+    pytest.param(V2, 'torch', id='v2-torch'),
+    pytest.param(VANILLA, 'torch', id='vanilla-torch'),
+    pytest.param(TINY_V2, 'triton', id='v2-triton', marks=pytest.mark.slow),  # 15 s interpreted
+])
+def test_half_input_to_the_ss2d_core_gives_the_upcast_input_s_results(monkeypatch, arch, backend):
+    """The op on the half activation against the op on its exact fp32 upcast (the code before): the same forward
+    values; the fused op (triton, interpreted on a CPU) gives the same gradients too, bit for bit (it upcasts x and
+    rounds dx to x's dtype once, at the end, as the upcast's backward did). The torch backend's are the same within
+    bf16 rounding: it rounds the scan's part of dx to x's dtype before adding the projections' part."""
+    torch.manual_seed(0)
+    model = VMamba(arch, kernel_backend=backend)
+    images = torch.randn(2, 3, 32, 40)
+    ss2d = kernels.ss2d
+    results = []
+    for upcast in (True, False):
+        if upcast:
+            monkeypatch.setattr(kernels, 'ss2d', lambda x, *args, **kwargs: ss2d(x.float(), *args, **kwargs))
+        else:
+            monkeypatch.setattr(kernels, 'ss2d', ss2d)
+        model.zero_grad(set_to_none=True)
+        with torch.autocast('cpu', dtype=torch.bfloat16):
+            outs = model(images)
+        sum((o.float() * torch.linspace(-1, 1, o.numel()).view_as(o)).sum() for o in outs).backward()
+        results.append(([o.detach() for o in outs], {n: p.grad for n, p in model.named_parameters()}))
+    (outs_a, grads_a), (outs_b, grads_b) = results
+    for a, b in zip(outs_a, outs_b):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    for name in grads_a:
+        if backend == 'triton':
+            torch.testing.assert_close(grads_a[name], grads_b[name], rtol=0, atol=0, msg=name)
+        else:
+            scale = grads_a[name].abs().max().clamp(min=1e-6)
+            torch.testing.assert_close(grads_a[name] / scale, grads_b[name] / scale, rtol=0, atol=2e-2, msg=name)
 
 
 def test_frozen_stages_stop_gradients_and_stay_in_eval():

@@ -127,9 +127,10 @@ class SS2D(nn.Module):
         x = self.in_proj(x)
         if self.vanilla:
             x, z = x.chunk(2, dim=-1)
-        # Under autocast x is half precision. The fused kernel computes in fp32 either way and
-        # runs faster on fp32 input (docs/kernels_notes.md), so it gets the exact upcast.
-        x = F.silu(self.conv(x)).float()
+        # Under autocast x is half precision. The op computes in fp32 whatever its input (the
+        # fused kernel upcasts a half x itself, a transient copy), so it gets the half tensor:
+        # that is what autograd keeps for its backward, half the bytes of an fp32 copy.
+        x = F.silu(self.conv(x))
         y = kernels.ss2d(
             x,
             self.x_proj_weight,
