@@ -6,7 +6,7 @@ import torch.nn as nn
 
 import kernels
 from vmamba_mm.models import VMamba
-from vmamba_mm.models.backbones.vmamba import SS2D, ChannelsLastConv2d, Mlp
+from vmamba_mm.models.backbones.vmamba import SS2D, ChannelsLastConv2d, HalfSavingLayerNorm, Mlp
 
 V2 = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=2)
 VANILLA = dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=2.0, d_state=2, vanilla=True)
@@ -422,3 +422,101 @@ def test_mlp_function_compiles_without_graph_breaks():
         result = outputs_and_gradients(lambda module, inputs: compiled(inputs), mlp, x, torch.ones(2, 3, 4, 8), None)
     for a, b in zip(result, eager):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------------ LayerNorm keeping its saved input in half
+def norm_pair(channels=24, device='cpu'):
+    torch.manual_seed(0)
+    plain = nn.LayerNorm(channels).to(device)
+    nn.init.uniform_(plain.weight, 0.5, 1.5)  # ones and zeros at init: make the affine terms count
+    nn.init.normal_(plain.bias)
+    ours = HalfSavingLayerNorm(channels).to(device)
+    ours.load_state_dict(plain.state_dict())
+    return plain, ours
+
+
+def norm_outputs_and_gradients(norm, x, weights, autocast_dtype):
+    norm.zero_grad(set_to_none=True)
+    x = x.detach().requires_grad_()
+    with torch.autocast(x.device.type, dtype=autocast_dtype, enabled=autocast_dtype is not None):
+        y = norm(x)
+    (y.float() * weights).sum().backward()
+    return [y.detach(), x.grad, norm.weight.grad, norm.bias.grad]
+
+
+@pytest.mark.parametrize('device', CPU_AND_CUDA)
+@pytest.mark.parametrize('autocast_dtype', [None, torch.bfloat16, torch.float16])
+def test_half_saving_layer_norm_gives_layer_norm_s_outputs_and_gradients(device, autocast_dtype):
+    plain, ours = norm_pair(device=device)
+    x = torch.randn(2, 5, 7, 24, device=device) * 3 + 1  # off-centre, unit-less scale: mean and rstd matter
+    weights = torch.randn(2, 5, 7, 24, device=device)
+
+    expected = norm_outputs_and_gradients(plain, x, weights, autocast_dtype)
+    result = norm_outputs_and_gradients(ours, x, weights, autocast_dtype)
+
+    torch.testing.assert_close(result[0], expected[0], rtol=0, atol=0, msg='output')
+    # gradients: within the rounding of the normalized input to the autocast dtype
+    tolerance = dict(rtol=0, atol=0) if autocast_dtype is None else dict(rtol=2e-2, atol=2e-2)
+    for name, a, b in zip(['x.grad', 'weight.grad', 'bias.grad'], result[1:], expected[1:]):
+        assert a.dtype == b.dtype == torch.float32, name
+        torch.testing.assert_close(a, b, **tolerance, msg=name)
+
+
+def saved_dtypes(forward, x):
+    """Dtypes of the tensors of x's size that autograd keeps for the backward of ``forward(x)``."""
+    saved = []
+
+    def pack(tensor):
+        if tensor.numel() == x.numel():
+            saved.append(tensor.dtype)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        forward(x)
+    return saved
+
+
+def test_half_saving_layer_norm_keeps_the_normalized_input_in_the_autocast_dtype():
+    plain, ours = norm_pair()
+    x = torch.randn(2, 3, 4, 24, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        assert saved_dtypes(plain, x) == [torch.float32]
+        assert saved_dtypes(ours, x) == [torch.bfloat16]
+    assert saved_dtypes(ours, x) == [torch.float32]  # no autocast: nn.LayerNorm's own backward
+
+
+@pytest.mark.parametrize('case', ['no autocast', 'no grad', 'cpu half input'])
+def test_half_saving_layer_norm_is_layer_norm_where_it_cannot_save(case):
+    plain, ours = norm_pair()
+    x = torch.randn(2, 3, 4, 24, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16, enabled=case != 'no autocast'), \
+            torch.set_grad_enabled(case != 'no grad'):
+        if case == 'cpu half input':  # CPU autocast runs a bf16 LayerNorm in bf16: nothing to halve
+            x = x.bfloat16()
+        expected, result = plain(x), ours(x)
+    assert result.dtype == expected.dtype
+    torch.testing.assert_close(result, expected, rtol=0, atol=0)
+    assert type(result.grad_fn) is type(expected.grad_fn)
+
+
+def test_half_saving_layer_norm_with_frozen_parameters():
+    _, ours = norm_pair()
+    ours.requires_grad_(False)
+    x = torch.randn(2, 3, 24, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        ours(x).sum().backward()
+    assert x.grad is not None and ours.weight.grad is None and ours.bias.grad is None
+
+
+@pytest.mark.parametrize('design', DESIGNS)
+def test_every_backbone_norm_is_half_saving(design):
+    norms = [m for m in VMamba(DESIGNS[design]).modules() if isinstance(m, nn.LayerNorm)]
+    assert norms and all(type(m) is HalfSavingLayerNorm for m in norms)
+
+
+def test_half_saving_layer_norm_compiles_without_graph_breaks():
+    _, ours = norm_pair()
+    x = torch.randn(2, 3, 24, requires_grad=True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        explanation = torch._dynamo.explain(ours)(x)
+    assert explanation.graph_break_count == 0, explanation.break_reasons

@@ -60,7 +60,7 @@ def test_per_image_and_fixed_split_on_a_vmamba_under_bf16_autocast():
     assert total['bytes_per_image'] > 0
     # autocast's half copies of the weights do not grow with the batch; fp32 runs make none
     assert rows['Linear']['fixed_bytes'] > 0 and rows['Linear']['per_image_by_dtype'].keys() == {'bf16'}
-    assert {'Mlp', 'SS2D', 'LayerNorm', 'Linear'} <= rows.keys()
+    assert {'Mlp', 'SS2D', 'HalfSavingLayerNorm', 'Linear'} <= rows.keys()
     assert len(largest) == 3 and largest[0][0] >= largest[1][0] >= largest[2][0]
     for row in rows.values():
         assert sum(row['per_image_by_dtype'].values()) == pytest.approx(row['bytes_per_image'])

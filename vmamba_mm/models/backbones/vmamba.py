@@ -60,6 +60,58 @@ class ChannelsLastConv2d(nn.Conv2d):
         return super().forward(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
 
 
+class _LayerNormSavingHalf(torch.autograd.Function):
+    """``F.layer_norm`` in fp32 whose backward keeps the normalized input in half precision.
+
+    Autocast runs LayerNorm in fp32 and autograd keeps its fp32 input (4 bytes an element);
+    this keeps ``(x - mean) * rstd`` in the autocast dtype (2 bytes) and the per-row rstd.
+    The backward is LayerNorm's own on the normalized input (mean 0, rstd 1) scaled by rstd.
+    Forward values are F.layer_norm's; gradients differ by the half rounding of the
+    normalized input, the precision the Linear after it already keeps its input in.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps, saved_dtype):
+        with torch.autocast(x.device.type, enabled=False):
+            x32 = x.float()
+            out, mean, rstd = torch.native_layer_norm(x32, weight.shape, weight, bias, eps)
+            normalized = ((x32 - mean) * rstd).to(saved_dtype)
+        ctx.save_for_backward(normalized, rstd, weight, bias)
+        ctx.input_dtype = x.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        normalized, rstd, weight, bias = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        with torch.autocast(grad_out.device.type, enabled=False):
+            grad_x, grad_weight, grad_bias = torch.ops.aten.native_layer_norm_backward(
+                grad_out.float(), normalized.float(), weight.shape, torch.zeros_like(rstd), torch.ones_like(rstd),
+                weight, bias, [needs[0], needs[1], needs[2]])
+        if grad_x is not None:
+            grad_x = (grad_x * rstd).to(ctx.input_dtype)
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+class HalfSavingLayerNorm(nn.LayerNorm):
+    """nn.LayerNorm that, while training under autocast, keeps its saved input in half precision.
+
+    Used wherever autocast would run the norm in fp32 (on CUDA always, on the CPU for fp32
+    input), so outputs are those of nn.LayerNorm; elsewhere it is nn.LayerNorm. Every
+    LayerNorm of the backbone is one: under AMP their fp32 inputs were about 30% of what
+    VMamba-T's training forward keeps (docs/perf_notes.md, change 6).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        device_type = x.device.type
+        if (self.weight is None or len(self.normalized_shape) != 1 or not torch.is_grad_enabled()
+                or device_type not in ('cpu', 'cuda') or not torch.is_autocast_enabled(device_type)
+                or (device_type == 'cpu' and x.dtype != torch.float32)):
+            return super().forward(x)
+        saved_dtype = torch.get_autocast_dtype(device_type)
+        return _LayerNormSavingHalf.apply(x, self.weight, self.bias, self.eps, saved_dtype)
+
+
 class SS2D(nn.Module):
     """2D selective scan: the token mixer of a VMamba block.
 
@@ -99,7 +151,7 @@ class SS2D(nn.Module):
         self.dt_proj_bias = nn.Parameter(torch.empty(k, d))
         self.A_log = nn.Parameter(torch.empty(k * d, n))
         self.skip = nn.Parameter(torch.empty(k * d))
-        self.out_norm = nn.LayerNorm(d)
+        self.out_norm = HalfSavingLayerNorm(d)
         self.out_proj = nn.Linear(d, embed_dims, bias=False)
         self.reset_ssm_parameters()
 
@@ -232,13 +284,13 @@ class VSSBlock(nn.Module):
                  vanilla: bool = False,
                  kernel_backend: Optional[str] = None):
         super().__init__()
-        self.norm1 = nn.LayerNorm(embed_dims)
+        self.norm1 = HalfSavingLayerNorm(embed_dims)
         self.ssm = SS2D(embed_dims, ssm_ratio, d_state, vanilla=vanilla, kernel_backend=kernel_backend)
         self.drop_path = StochasticDepth(drop_path, mode='row') if drop_path > 0 else nn.Identity()
         if vanilla:
             self.norm2 = self.mlp = None
         else:
-            self.norm2 = nn.LayerNorm(embed_dims)
+            self.norm2 = HalfSavingLayerNorm(embed_dims)
             self.mlp = Mlp(embed_dims, int(embed_dims * self.mlp_ratio))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -256,7 +308,7 @@ class PatchMerging(nn.Module):
 
     def __init__(self, in_dims: int, out_dims: int):
         super().__init__()
-        self.norm = nn.LayerNorm(4 * in_dims)
+        self.norm = HalfSavingLayerNorm(4 * in_dims)
         self.reduction = nn.Linear(4 * in_dims, out_dims, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -374,7 +426,7 @@ class VMamba(BaseModule):
             self.stages.append(VMambaStage(blocks, downsample))
 
         for i in self.out_indices:
-            self.add_module(f'outnorm{i}', nn.LayerNorm(self.dims[i]))
+            self.add_module(f'outnorm{i}', HalfSavingLayerNorm(self.dims[i]))
 
         self.apply(self._init_linear)
         self._freeze_stages()
@@ -425,16 +477,16 @@ class VMamba(BaseModule):
                 OrderedDict(
                     proj=nn.Conv2d(in_channels, embed_dims, kernel_size=4, stride=4),
                     to_channels_last=ToChannelsLast(),
-                    norm=nn.LayerNorm(embed_dims)))
+                    norm=HalfSavingLayerNorm(embed_dims)))
         hidden_dims = embed_dims // 2
         return nn.Sequential(
             OrderedDict(
                 conv1=nn.Conv2d(in_channels, hidden_dims, kernel_size=3, stride=2, padding=1),
                 to_channels_last=ToChannelsLast(),
-                norm1=nn.LayerNorm(hidden_dims),
+                norm1=HalfSavingLayerNorm(hidden_dims),
                 act=nn.GELU(),
                 conv2=ChannelsLastConv2d(hidden_dims, embed_dims, kernel_size=3, stride=2, padding=1),
-                norm2=nn.LayerNorm(embed_dims)))
+                norm2=HalfSavingLayerNorm(embed_dims)))
 
     def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
         """Halves the resolution: Swin patch merging (v0) or a 3x3 stride-2 conv + LN (v2)."""
@@ -443,7 +495,7 @@ class VMamba(BaseModule):
         return nn.Sequential(
             OrderedDict(
                 conv=ChannelsLastConv2d(in_dims, out_dims, kernel_size=3, stride=2, padding=1),
-                norm=nn.LayerNorm(out_dims)))
+                norm=HalfSavingLayerNorm(out_dims)))
 
     @staticmethod
     def _init_linear(module: nn.Module):
