@@ -61,6 +61,27 @@ def test_unknown_model_is_named():
         benchmark.build_model('resnet50', kernel_backend=None)
 
 
+def test_official_models_need_a_checkout_with_its_dependencies(tmp_path, monkeypatch):
+    monkeypatch.delenv('VMAMBA_OFFICIAL_SRC', raising=False)
+    with pytest.raises(ValueError, match='needs VMAMBA_OFFICIAL_SRC'):
+        benchmark.build_model('official:vmamba_tiny_s1l8', kernel_backend=None)
+
+    monkeypatch.setenv('VMAMBA_OFFICIAL_SRC', str(tmp_path))
+    with pytest.raises(ValueError, match='no classification/models/vmamba.py'):
+        benchmark.build_model('official:vmamba_tiny_s1l8', kernel_backend=None)
+
+    models_dir = tmp_path / 'classification' / 'models'
+    models_dir.mkdir(parents=True)
+    (models_dir / 'vmamba.py').write_text('import flop_counter_not_installed\n')
+    with pytest.raises(ModuleNotFoundError, match="imports 'flop_counter_not_installed'.*pip install"):
+        benchmark.build_model('official:vmamba_tiny_s1l8', kernel_backend=None)
+
+    (models_dir / 'vmamba.py').write_text('import torch\n\ndef vmamba_tiny_s1l8():\n    return torch.nn.Identity()\n')
+    assert isinstance(benchmark.build_model('official:vmamba_tiny_s1l8', kernel_backend=None), torch.nn.Identity)
+    with pytest.raises(ValueError, match="no model function 'vmamba_huge'"):
+        benchmark.build_model('official:vmamba_huge', kernel_backend=None)
+
+
 def test_profile_lists_the_busiest_operators_of_one_step():
     model = benchmark.build_model(TINY, kernel_backend=None)
     images, labels = torch.randn(2, 3, 32, 32), torch.tensor([1, 2])

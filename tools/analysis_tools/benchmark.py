@@ -87,10 +87,21 @@ def _official_model(function_name):
     if not source:
         raise ValueError('official:<function> needs VMAMBA_OFFICIAL_SRC pointing at a checkout of the official repo')
     models_dir = os.path.join(source, 'classification', 'models')
+    model_file = os.path.join(models_dir, 'vmamba.py')
+    if not os.path.isfile(model_file):
+        raise ValueError(f'VMAMBA_OFFICIAL_SRC={source} is not a checkout of the official repo: '
+                         'it has no classification/models/vmamba.py')
     sys.path.insert(0, models_dir)
-    spec = importlib.util.spec_from_file_location('official_vmamba', os.path.join(models_dir, 'vmamba.py'))
+    spec = importlib.util.spec_from_file_location('official_vmamba', model_file)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except ModuleNotFoundError as error:
+        # The official file imports its FLOP counter (fvcore) and the like at module level.
+        raise ModuleNotFoundError(f'the official vmamba.py imports {error.name!r}, which is not installed here '
+                                  f'(pip install {error.name})', name=error.name) from error
+    if not hasattr(module, function_name):
+        raise ValueError(f'the official vmamba.py has no model function {function_name!r}')
     return getattr(module, function_name)()
 
 
