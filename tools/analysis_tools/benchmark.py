@@ -17,6 +17,7 @@ VMamba number when its requested kernel backend silently fell back to another.
 import argparse
 import ast
 import contextlib
+import functools
 import importlib.util
 import json
 import math
@@ -86,6 +87,15 @@ def _official_model(function_name):
     source = os.environ.get('VMAMBA_OFFICIAL_SRC')
     if not source:
         raise ValueError('official:<function> needs VMAMBA_OFFICIAL_SRC pointing at a checkout of the official repo')
+    module = _official_module(source)
+    if not hasattr(module, function_name):
+        raise ValueError(f'the official vmamba.py has no model function {function_name!r}')
+    return getattr(module, function_name)()
+
+
+@functools.lru_cache(maxsize=None)
+def _official_module(source):
+    """The official classification/models/vmamba.py, executed once per run for all its models."""
     models_dir = os.path.join(source, 'classification', 'models')
     model_file = os.path.join(models_dir, 'vmamba.py')
     if not os.path.isfile(model_file):
@@ -100,9 +110,7 @@ def _official_model(function_name):
         # The official file imports its FLOP counter (fvcore) and the like at module level.
         raise ModuleNotFoundError(f'the official vmamba.py imports {error.name!r}, which is not installed here '
                                   f'(pip install {error.name})', name=error.name) from error
-    if not hasattr(module, function_name):
-        raise ValueError(f'the official vmamba.py has no model function {function_name!r}')
-    return getattr(module, function_name)()
+    return module
 
 
 class Timer:
