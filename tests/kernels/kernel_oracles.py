@@ -127,8 +127,10 @@ def check_selective_scan(backend, dtype, shape, *, out_fp32=True, delta_softplus
     inputs = make_scan_inputs(*shape, dtype, generator=generator, delta_shift=delta_shift)
     for name in without:
         del inputs[name]
-    if not delta_softplus:  # a negative step would make the state grow without bound
-        inputs['delta'] = inputs['delta'].abs()
+    if not delta_softplus:  # a negative step, delta + delta_bias, would make the state grow without bound
+        for name in ('delta', 'delta_bias'):
+            if name in inputs:
+                inputs[name] = inputs[name].abs()
     grad_out = torch.randn(shape[0], shape[1] * shape[2], shape[4], generator=generator)
 
     def run(backend_name):
