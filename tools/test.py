@@ -78,17 +78,18 @@ def report(runner, metrics):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        runner = launch.build_runner(build_config(args))
-    except launch.user_errors() as error:
-        sys.exit(f'{type(error).__name__}: {error}')
-    try:
-        with trusted_checkpoint_globals():
-            metrics = runner.test()
-    except launch.run_errors() as error:
-        sys.exit(f'{type(error).__name__}: {error}')
-    if runner.rank == 0:
-        report(runner, metrics)
+    with launch.process_group_closed():
+        try:
+            runner = launch.build_runner(build_config(args))
+        except launch.user_errors() as error:
+            sys.exit(f'{type(error).__name__}: {error}')
+        try:
+            with trusted_checkpoint_globals():
+                metrics = runner.test()
+        except launch.run_errors() as error:
+            sys.exit(f'{type(error).__name__}: {error}')
+        if runner.rank == 0:
+            report(runner, metrics)
 
 
 if __name__ == '__main__':

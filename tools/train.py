@@ -86,15 +86,16 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    try:
-        runner = launch.build_runner(build_config(args))
-    except launch.user_errors() as error:
-        sys.exit(f'{type(error).__name__}: {error}')
-    try:
-        with trusted_checkpoint_globals():
-            runner.train()
-    except launch.run_errors() as error:
-        sys.exit(f'{type(error).__name__}: {error}')
+    with launch.process_group_closed():
+        try:
+            runner = launch.build_runner(build_config(args))
+        except launch.user_errors() as error:
+            sys.exit(f'{type(error).__name__}: {error}')
+        try:
+            with trusted_checkpoint_globals():
+                runner.train()
+        except launch.run_errors() as error:
+            sys.exit(f'{type(error).__name__}: {error}')
 
 
 if __name__ == '__main__':

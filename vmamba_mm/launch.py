@@ -4,6 +4,7 @@ Everything here fails before a run starts, with an error that names what to fix,
 files of earlier runs as they are.
 """
 import argparse
+import contextlib
 import importlib
 import os
 import os.path as osp
@@ -205,3 +206,16 @@ def build_runner(cfg):
         setup_cpu_distributed(cfg, cfg.launcher)
 
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+
+
+@contextlib.contextmanager
+def process_group_closed():
+    """Destroys the process group a distributed run opened when the run ends, however it ends.
+
+    Left to interpreter exit, gloo's worker threads can abort a rank after a successful run
+    (SIGABRT, "terminate called without an active exception"), and torchrun then fails the job."""
+    try:
+        yield
+    finally:
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
