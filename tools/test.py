@@ -93,4 +93,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    launch.run_as_program(main)

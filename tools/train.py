@@ -99,4 +99,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    launch.run_as_program(main)

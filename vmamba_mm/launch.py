@@ -1,15 +1,18 @@
 """What `tools/train.py` and `tools/test.py` share: turning command-line arguments into a checked config.
 
 Everything here fails before a run starts, with an error that names what to fix, and leaves the
-files of earlier runs as they are.
+files of earlier runs as they are; `process_group_closed` and `run_as_program` end a distributed run.
 """
 import argparse
+import atexit
 import contextlib
 import importlib
 import os
 import os.path as osp
 import pickle
+import sys
 import tempfile
+import threading
 
 import torch
 
@@ -208,14 +211,53 @@ def build_runner(cfg):
     return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
 
 
+# Set once process_group_closed has destroyed this process's process group: run_as_program then ends
+# a successful run's process without interpreter finalization.
+_destroyed_process_group = False
+
+
 @contextlib.contextmanager
 def process_group_closed():
     """Destroys the process group a distributed run opened when the run ends, however it ends.
 
-    Left to interpreter exit, gloo's worker threads can abort a rank after a successful run
-    (SIGABRT, "terminate called without an active exception"), and torchrun then fails the job."""
+    Destroying it is not enough to end a distributed tool's process safely: see `run_as_program`."""
+    global _destroyed_process_group
     try:
         yield
     finally:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+            _destroyed_process_group = True
+
+
+def run_as_program(main):
+    """Run a tool's `main()` as the whole program.
+
+    After a successful run whose process group `process_group_closed` destroyed, the process leaves
+    with status 0 through os._exit, once non-daemon threads have finished, the exit handlers have run
+    (logging flushed and closed, data-loader workers stopped, temporary files removed) and stdout and
+    stderr are flushed. destroy_process_group drops only torch's own references to the group; the
+    run's objects (the DDP model, in reference cycles) keep it, and with it gloo's worker threads, alive
+    into interpreter finalization. A worker that frees a tensor then needs the GIL, and a finalizing
+    interpreter ends such a thread with pthread_exit, inside C++ code that cannot unwind: the process
+    aborts (SIGABRT, "terminate called without an active exception") and the launcher fails a run
+    that succeeded.
+
+    A failed run ends as before, through the interpreter: its message and status are unchanged, and so
+    is the time it takes to die, which torchrun's choice of the first failure in a job depends on.
+    """
+    main()
+    if _destroyed_process_group:
+        _exit_skipping_finalization()
+
+
+def _exit_skipping_finalization():
+    """Everything a normal exit does before finalizing the interpreter, then the end of the process."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    # atexit has no public call that runs its handlers; this is the one the interpreter makes on its way out.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
