@@ -9,13 +9,11 @@ the hook asks for it, the raw weights too (their metrics carry an `_origin` suff
     python tools/test.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py vssm1_tiny_0230s_ckpt_epoch_264.pth
 """
 import argparse
-import sys
 
 from mmengine.config import ConfigDict, DictAction
 
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
-from vmamba_mm.compat import trusted_checkpoint_globals
 from vmamba_mm.datasets import check_dataset_roots
 
 
@@ -78,18 +76,13 @@ def report(runner, metrics):
 
 def main(argv=None):
     args = parse_args(argv)
-    with launch.process_group_closed():
-        try:
-            runner = launch.build_runner(build_config(args))
-        except launch.user_errors() as error:
-            sys.exit(f'{type(error).__name__}: {error}')
-        try:
-            with trusted_checkpoint_globals():
-                metrics = runner.test()
-        except launch.run_errors() as error:
-            sys.exit(f'{type(error).__name__}: {error}')
+
+    def test_and_report(runner):
+        metrics = runner.test()
         if runner.rank == 0:
             report(runner, metrics)
+
+    launch.run_tool(lambda: build_config(args), test_and_report)
 
 
 if __name__ == '__main__':

@@ -8,14 +8,12 @@ segmentation (mmseg), chosen by the config's `default_scope`, on mmengine's Runn
 import argparse
 import logging
 import os.path as osp
-import sys
 
 from mmengine.config import DictAction
 from mmengine.logging import print_log
 
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
-from vmamba_mm.compat import trusted_checkpoint_globals
 from vmamba_mm.datasets import check_dataset_roots
 
 
@@ -86,16 +84,7 @@ def build_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    with launch.process_group_closed():
-        try:
-            runner = launch.build_runner(build_config(args))
-        except launch.user_errors() as error:
-            sys.exit(f'{type(error).__name__}: {error}')
-        try:
-            with trusted_checkpoint_globals():
-                runner.train()
-        except launch.run_errors() as error:
-            sys.exit(f'{type(error).__name__}: {error}')
+    launch.run_tool(lambda: build_config(args), lambda runner: runner.train())
 
 
 if __name__ == '__main__':

@@ -1,7 +1,8 @@
 """What `tools/train.py` and `tools/test.py` share: turning command-line arguments into a checked config.
 
 Everything here fails before a run starts, with an error that names what to fix, and leaves the
-files of earlier runs as they are; `process_group_closed` and `run_as_program` end a distributed run.
+files of earlier runs as they are. `run_tool` runs a tool's Runner; `process_group_closed` and `run_as_program`
+end a distributed run.
 """
 import argparse
 import atexit
@@ -228,6 +229,24 @@ def process_group_closed():
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
             _destroyed_process_group = True
+
+
+def run_tool(make_config, run):
+    """A tool's run: the Runner built from `make_config()`, then `run(runner)`, with the process group closed
+    at the end and checkpoints loadable. A mistake in the config or command line (`user_errors`) and a run
+    stopped by one of `run_errors` end the process with their one-line message instead of a traceback."""
+    from .compat import trusted_checkpoint_globals
+
+    with process_group_closed():
+        try:
+            runner = build_runner(make_config())
+        except user_errors() as error:
+            sys.exit(f'{type(error).__name__}: {error}')
+        try:
+            with trusted_checkpoint_globals():
+                run(runner)
+        except run_errors() as error:
+            sys.exit(f'{type(error).__name__}: {error}')
 
 
 def run_as_program(main):
