@@ -23,11 +23,12 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
 * The four directions are merged by fp32 atomic adds into the output, so no per-direction copy exists (the
   order of those adds is not fixed: y and dx can differ between runs in the last bits).
 * Backward recomputes the forward from the chunk-start states saved by the forward and runs the adjoint
-  recurrence backwards. It holds no tensor-core products: z = W_dt dt + bias is one batched GEMM before the
-  kernel, the kernel overwrites z with its gradient, and the gradients of dt and W_dt are batched GEMMs after
-  it (inside the kernel those products and the W_dt gradient accumulator took 255 registers and spilled). It
-  accumulates dx over the four directions by atomics; the gradients of the projections come from small GEMMs
-  over the per-position gradients of ``x_dbl``.
+  recurrence backwards. It holds no tensor-core products. For a small rank R it expands z = W_dt dt + bias with
+  R FMAs per element; for a larger one z is a batched GEMM before the kernel. The kernel writes z's gradient,
+  and the gradients of dt and W_dt are batched GEMMs after it (inside the kernel, as tensor-core products
+  they took 255 registers and spilled, as reductions they cost more than the GEMMs). It accumulates dx over
+  the four directions by atomics; the gradients of the projections come from small GEMMs over the
+  per-position gradients of ``x_dbl``.
 """
 import torch
 import triton
@@ -54,6 +55,10 @@ DOT_PRECISION = 'tf32x3'
 # here (log of 1 + e^z >= 1; e / (1 + e) in (0, 1)). The interpreter has no libdevice, so it runs the accurate
 # ones. Per kernel: the backward measured 14% slower with them (v5 in the kernel notes).
 FWD_FAST_MATH, BWD_FAST_MATH = True, False
+# Up to this rank the backward expands z = W_dt dt inside the kernel (R FMAs per element), above it z is a
+# batched GEMM before the kernel (v6 in the notes: inline is 18% faster at VMamba-T stage 1's R = 6, 1-8% at
+# R = 12, 7% slower at R = 24).
+Z_INLINE_MAX_RANK = 12
 
 
 def chunk_size(seq_len):
@@ -162,12 +167,12 @@ def _ss2d_fwd_kernel(
 
 @triton.jit
 def _ss2d_bwd_kernel(
-    x_ptr, dy_ptr, xdbl_ptr, z_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
+    x_ptr, dy_ptr, xdbl_ptr, z_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
     dx_ptr, dxdbl_ptr, dbias_ptr, da_ptr, ddskip_ptr,
     seq_len, height, width, height_magic, height_shift, dim, n_chunks,
     s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
     R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-    FAST_MATH: tl.constexpr,
+    Z_INLINE: tl.constexpr, FAST_MATH: tl.constexpr,
 ):
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
@@ -182,7 +187,6 @@ def _ss2d_bwd_kernel(
     state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
     state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
 
-    z_base = z_ptr + (direction * tl.num_programs(1) + batch) * seq_len * dim  # (4, B, L, D), row-major positions
     carry = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)  # a_{next} q_{next} flowing in from the later chunk
     grad_a = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     grad_bias = tl.zeros((BLOCK_D, ), tl.float32)
@@ -198,8 +202,17 @@ def _ss2d_bwd_kernel(
                      other=0.0).to(tl.float32)
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dxdbl_row = dxdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
-        z_ptrs = z_base + pos[:, None] * dim + chan[None, :]
-        delta, sig = _softplus_and_sigmoid(tl.load(z_ptrs, mask=mask, other=0.0) + bias[None, :], FAST_MATH)
+        # z, then its gradient: (4, B, L, D), row-major positions
+        z_ptrs = z_ptr + ((direction * tl.num_programs(1) + batch) * seq_len + pos[:, None]) * dim + chan[None, :]
+        if Z_INLINE:
+            z = bias[None, :] + tl.zeros((BLOCK_T, BLOCK_D), tl.float32)
+            for r in tl.static_range(R):
+                dt_r = tl.load(xdbl_row + r * s_dc, mask=valid, other=0.0)
+                w_r = tl.load(wdt_ptr + kchan * R + r, mask=chan_mask, other=0.0)
+                z += dt_r[:, None] * w_r[None, :]
+        else:
+            z = tl.load(z_ptrs, mask=mask, other=0.0) + bias[None, :]
+        delta, sig = _softplus_and_sigmoid(z, FAST_MATH)
         delta_u = delta * u
         start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
         grad_u = dy * dskip[None, :]
@@ -231,7 +244,7 @@ def _ss2d_bwd_kernel(
             tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid, sem='relaxed')
         grad_z = tl.where(mask, grad_delta * sig, 0.0)
         grad_bias += tl.sum(grad_z, 0)
-        tl.store(z_ptrs, grad_z, mask=mask)  # over z: each element is read and written by this program only
+        tl.store(z_ptrs, grad_z, mask=mask)  # each element is read and written by this program only
         tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask,
                       sem='relaxed')
 
@@ -379,22 +392,24 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, BWD_BLOCK_D)
     grad_x = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     grad_xdbl = torch.zeros_like(xdbl)
-    # z = W_dt dt for every position and direction, (4, B, L, D): one batched GEMM here instead of a
-    # tensor-core product inside the kernel (its operands pushed the backward past 255 registers; v5 tried them
-    # again, in one warp: 248 registers and 43% more instructions per element). The kernel adds the bias (a
-    # baddbmm would first copy the broadcast bias into all of z) and overwrites z with its gradient.
-    dt_rows = _dt_columns(xdbl, rank, channels_last).reshape(4, batch * seq_len, rank)
-    wdt32 = dt_proj_weight.float()
-    z = torch.bmm(dt_rows, wdt32.transpose(1, 2))
     grad_bias = torch.zeros(4, dim, device=x.device, dtype=torch.float32)
     grad_a = torch.zeros(4 * dim, d_state, device=x.device, dtype=torch.float32)
     grad_dskip = torch.zeros(4 * dim, device=x.device, dtype=torch.float32)
+    wdt32 = dt_proj_weight.float().contiguous()
+    # z = W_dt dt for every position and direction, (4, B·L, D); the kernel adds the bias (a baddbmm would first
+    # copy the broadcast bias into all of z) and overwrites z with its gradient.
+    z_inline = rank <= Z_INLINE_MAX_RANK
+    dt_rows = _dt_columns(xdbl, rank, channels_last).reshape(4, batch * seq_len, rank)
+    if z_inline:
+        z = torch.empty(4, batch * seq_len, dim, device=x.device, dtype=torch.float32)
+    else:
+        z = torch.bmm(dt_rows, wdt32.transpose(1, 2))
     _ss2d_bwd_kernel[grid](
-        x, grad_y, xdbl, z, dt_proj_bias.float().contiguous(), A.float().contiguous(), D.float().contiguous(), states,
-        grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, *_walk(height, width), dim, n_chunks,
+        x, grad_y, xdbl, z, wdt32, dt_proj_bias.float().contiguous(), A.float().contiguous(), D.float().contiguous(),
+        states, grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, *_walk(height, width), dim, n_chunks,
         *x_strides, *y_strides, *d_strides,
         R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=BWD_BLOCK_D,
-        FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
+        Z_INLINE=z_inline, FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
     # z = W_dt dt + bias: dt's gradient and W_dt's are two batched GEMMs over the gradient of z.
     grad_z = z
     _dt_columns(grad_xdbl, rank, channels_last).add_(torch.bmm(grad_z, wdt32).view(4, batch, seq_len, rank))
@@ -413,8 +428,8 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
         grad_x.view(batch, dim, seq_len).baddbmm_(weight.t().expand(batch, -1, -1), grad_xdbl)
         grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x_op.reshape(batch, dim, seq_len))
     return (grad_x.to(grad_x_dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
-            grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
-            grad_dskip.to(D.dtype))
+            grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype),
+            grad_a.to(A.dtype), grad_dskip.to(D.dtype))
 
 
 def _dt_columns(xdbl, rank, channels_last):

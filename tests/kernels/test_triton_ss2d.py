@@ -127,6 +127,14 @@ def test_several_channel_blocks():
     check_against_oracle(2, 40, 3, 11, 1, 3, channels_last=True)
 
 
+@pytest.mark.parametrize('z_inline', [False, True], ids=['z-gemm', 'z-inline'])
+@pytest.mark.parametrize('channels_last', [True, False], ids=['cl', 'cf'])
+def test_both_ways_of_expanding_z_in_the_backward(monkeypatch, z_inline, channels_last):
+    rank = 5
+    monkeypatch.setattr(triton_ss2d, 'Z_INLINE_MAX_RANK', rank if z_inline else rank - 1)
+    check_against_oracle(2, 6, 3, 7, 2, rank, channels_last)
+
+
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16], ids=['fp16', 'bf16'])
 def test_half_precision_input_and_output(dtype):
     # fp32 weights with half activations: everything after reading x runs in fp32 (the projections too, as in
