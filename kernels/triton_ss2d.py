@@ -57,7 +57,7 @@ DOT_PRECISION = 'tf32x3'
 FWD_FAST_MATH, BWD_FAST_MATH = True, False
 # Up to this rank the backward expands z = W_dt dt inside the kernel (R FMAs per element), above it z is a
 # batched GEMM before the kernel (v6 in the notes: inline is 18% faster at VMamba-T stage 1's R = 6, 1-8% at
-# R = 12, 7% slower at R = 24).
+# R = 12, 5-7% slower at R = 24).
 Z_INLINE_MAX_RANK = 12
 
 
