@@ -396,8 +396,9 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     grad_a = torch.zeros(4 * dim, d_state, device=x.device, dtype=torch.float32)
     grad_dskip = torch.zeros(4 * dim, device=x.device, dtype=torch.float32)
     wdt32 = dt_proj_weight.float().contiguous()
-    # z = W_dt dt for every position and direction, (4, B·L, D); the kernel adds the bias (a baddbmm would first
-    # copy the broadcast bias into all of z) and overwrites z with its gradient.
+    # z = W_dt dt for every position and direction, (4, B·L, D): expanded by the kernel up to Z_INLINE_MAX_RANK,
+    # above it a batched GEMM here (the kernel adds the bias: a baddbmm would first copy the broadcast bias into
+    # all of z). Either way the kernel writes z's gradient into this buffer.
     z_inline = rank <= Z_INLINE_MAX_RANK
     dt_rows = _dt_columns(xdbl, rank, channels_last).reshape(4, batch * seq_len, rank)
     if z_inline:
@@ -428,8 +429,8 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
         grad_x.view(batch, dim, seq_len).baddbmm_(weight.t().expand(batch, -1, -1), grad_xdbl)
         grad_wx = torch.einsum('bcl,bdl->cd', grad_xdbl, x_op.reshape(batch, dim, seq_len))
     return (grad_x.to(grad_x_dtype), grad_wx.reshape(x_proj_weight.shape).to(x_proj_weight.dtype),
-            grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype),
-            grad_a.to(A.dtype), grad_dskip.to(D.dtype))
+            grad_wdt.to(dt_proj_weight.dtype), grad_bias.to(dt_proj_bias.dtype), grad_a.to(A.dtype),
+            grad_dskip.to(D.dtype))
 
 
 def _dt_columns(xdbl, rank, channels_last):
