@@ -233,9 +233,11 @@ def process_group_closed():
 
 def run_tool(make_config, run):
     """A tool's run: the Runner built from `make_config()`, then `run(runner)`, with the process group closed
-    at the end and checkpoints loadable. A mistake in the config or command line (`user_errors`) and a run
-    stopped by one of `run_errors` end the process with their one-line message instead of a traceback."""
-    from .compat import trusted_checkpoint_globals
+    at the end, checkpoints loadable and, for a model with a VMamba backbone, torch.compile's settings for it
+    (a config's `compile = True` then compiles it well). A mistake in the config or command line
+    (`user_errors`) and a run stopped by one of `run_errors` end the process with their one-line message
+    instead of a traceback."""
+    from .compat import compile_settings_for, trusted_checkpoint_globals
 
     with process_group_closed():
         try:
@@ -243,7 +245,7 @@ def run_tool(make_config, run):
         except user_errors() as error:
             sys.exit(f'{type(error).__name__}: {error}')
         try:
-            with trusted_checkpoint_globals():
+            with trusted_checkpoint_globals(), compile_settings_for(runner.model):
                 run(runner)
         except run_errors() as error:
             sys.exit(f'{type(error).__name__}: {error}')

@@ -99,3 +99,25 @@ def test_compile_takes_an_optional_mode_and_refuses_unknown_ones(capsys):
     with pytest.raises(SystemExit):
         benchmark.parse_args(['--compile', 'fastest', '--device', 'cpu'])
     assert "invalid choice: 'fastest'" in capsys.readouterr().err
+
+
+
+def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monkeypatch):
+    import torch._functorch.config as functorch_config
+    import torch._inductor.config as inductor_config
+    defaults = inductor_config.layout_optimization, functorch_config.activation_memory_budget
+    seen = []
+
+    def measure(*args):  # inductor compiles a model on its first call, which happens in here
+        seen.append((inductor_config.layout_optimization, functorch_config.activation_memory_budget))
+        return 1.0, None
+
+    monkeypatch.setattr(benchmark, 'measure', measure)
+    monkeypatch.setattr(benchmark, 'build_model', lambda spec, kernel_backend: (
+        torch.nn.Linear(1, 1) if spec.startswith('timm:') else benchmark.VMambaClassifier(spec[len('vmamba-'):])))
+    monkeypatch.setattr(torch, 'compile', lambda model, mode=None: model)
+    options = ['--precisions', 'fp32', '--modes', 'inference', '--resolutions', '32', *QUICK]
+    benchmark.main(['--models', 'vmamba-tiny', 'timm:convnext_tiny', '--compile', *options])
+    benchmark.main(['--models', 'vmamba-tiny', *options])
+    assert seen == [(False, 0.7), defaults, defaults]
+    assert (inductor_config.layout_optimization, functorch_config.activation_memory_budget) == defaults
