@@ -234,7 +234,7 @@ def process_group_closed():
 def run_tool(make_config, run):
     """A tool's run: the Runner built from `make_config()`, then `run(runner)`, with the process group closed
     at the end, checkpoints loadable and, for a model with a VMamba backbone, torch.compile's settings for it
-    (a config's `compile = True` then compiles it well). A mistake in the config or command line
+    (with a config's `compile = True`, mmengine compiles the train step). A mistake in the config or command line
     (`user_errors`) and a run stopped by one of `run_errors` end the process with their one-line message
     instead of a traceback."""
     from .compat import compile_settings_for, trusted_checkpoint_globals

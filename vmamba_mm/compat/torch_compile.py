@@ -2,10 +2,10 @@
 
 - Inductor's layout optimization off. It is on whenever a graph has convolutions, and then gives every 4-D
   tensor upstream of one the strides ``channels_last`` gives an (N, C, H, W) tensor. VMamba's activations
-  are (B, H, W, C) already, so they were stored in (B, W, C, H) order: each LayerNorm read its rows with a
-  stride of H, and the depthwise convolutions copied their inputs back.
+  are (B, H, W, C) already, so they were stored in (B, W, C, H) order and each LayerNorm read its rows with a
+  stride of H.
 - The partitioner's activation memory budget at 0.7: it recomputes cheap elementwise results in the backward
-  instead of keeping them, for about 40% less peak training memory at a few percent of the speed.
+  instead of keeping them: 37-40% less peak training memory for about 3% of the speed (VMamba-T/S/B, H100).
 
 The settings are patched for the duration of a ``with`` block, and inductor compiles on a model's first call,
 so the block has to hold the first forward (and backward) of the compiled model, not the torch.compile call.
