@@ -102,7 +102,7 @@ def test_compile_takes_an_optional_mode_and_refuses_unknown_ones(capsys):
 
 
 
-def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monkeypatch):
+def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monkeypatch, capsys):
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
     defaults = inductor_config.layout_optimization, functorch_config.activation_memory_budget
@@ -118,6 +118,9 @@ def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monke
     monkeypatch.setattr(torch, 'compile', lambda model, mode=None: model)
     options = ['--precisions', 'fp32', '--modes', 'inference', '--resolutions', '32', *QUICK]
     benchmark.main(['--models', 'vmamba-tiny', 'timm:convnext_tiny', '--compile', *options])
+    compiled_output = capsys.readouterr().out
     benchmark.main(['--models', 'vmamba-tiny', *options])
     assert seen == [(False, 0.7), defaults, defaults]
+    stated = 'VMamba compiled with layout_optimization=False, activation_memory_budget=0.7'
+    assert stated in compiled_output and stated not in capsys.readouterr().out
     assert (inductor_config.layout_optimization, functorch_config.activation_memory_budget) == defaults

@@ -275,7 +275,10 @@ def format_row(row):
 
 
 def table(rows, env):
-    header = (f"# {env.get('gpu', env['device'])} | torch {env['torch']} | CUDA {env['cuda']}\n"
+    settings = [f'{name}={value}' for group in env.get('vmamba_compile_settings', {}).values()
+                for name, value in group.items()]
+    compiled = f" | VMamba compiled with {', '.join(settings)}" if settings else ''
+    header = (f"# {env.get('gpu', env['device'])} | torch {env['torch']} | CUDA {env['cuda']}{compiled}\n"
               f"{'model':<40} {'res':>5} {'batch':>5} {'prec':>5} {'mode':>9} {'img/s':>10} {'mem GB':>8}")
     return '\n'.join([header] + [format_row(row) for row in rows])
 
@@ -350,6 +353,9 @@ def main(argv=None):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     env = environment(torch.device(args.device))
+    if args.compile:
+        from vmamba_mm.compat.torch_compile import SETTINGS
+        env['vmamba_compile_settings'] = SETTINGS
     if args.compare_backends:
         for spec in (spec for spec in args.models if spec.startswith('vmamba-')):
             for precision in args.precisions:
