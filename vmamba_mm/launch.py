@@ -233,17 +233,22 @@ def process_group_closed():
 
 def run_tool(make_config, run):
     """A tool's run: the Runner built from `make_config()`, then `run(runner)`, with the process group closed
-    at the end, checkpoints loadable and, for a model with a VMamba backbone, torch.compile's settings for it
-    (with a config's `compile = True`, mmengine compiles the train step). A mistake in the config or command line
-    (`user_errors`) and a run stopped by one of `run_errors` end the process with their one-line message
-    instead of a traceback."""
-    from .compat import compile_settings_for, trusted_checkpoint_globals
+    at the end and checkpoints loadable. A config's `compile` compiles the model's forward, under
+    torch.compile's settings for VMamba where the model has a VMamba backbone (`compat.torch_compile`). A
+    mistake in the config or command line (`user_errors`) and a run stopped by one of `run_errors` end the
+    process with their one-line message instead of a traceback."""
+    from .compat import compile_forward, compile_settings_for, take_compile_options, trusted_checkpoint_globals
 
     with process_group_closed():
         try:
-            runner = build_runner(make_config())
+            cfg = make_config()
+            compile_options = take_compile_options(cfg)
+            runner = build_runner(cfg)
         except user_errors() as error:
             sys.exit(f'{type(error).__name__}: {error}')
+        if compile_options is not None:
+            runner.cfg.compile = None  # else mmengine compiles its train_step, optimizer step included
+            compile_forward(runner.model, compile_options)
         try:
             with trusted_checkpoint_globals(), compile_settings_for(runner.model):
                 run(runner)

@@ -383,17 +383,21 @@ def test_resume_continues_the_same_schedule(digits_project):
         expected['message_hub']['log_scalars']['train/lr'].current()
 
 
-def test_synthetic_imagenet_config_trains_and_its_log_gives_throughput(tmp_path):
-    # The throughput config with a tiny VMamba at 32², 6 iterations of batch 2 on the CPU.
+def _tiny_synthetic_config(folder, extra=''):
+    """The throughput config with a tiny VMamba at 32², 6 iterations of batch 2 on the CPU."""
     synthetic = REPO / 'configs' / 'classification' / 'vmamba-tiny_synthetic-in1k.py'
-    config = _write_config(tmp_path, f'''
+    return _write_config(folder, textwrap.dedent(f'''
         _base_ = ['{synthetic}']
         model = dict(backbone=dict(arch=dict(_delete_=True, dims=8, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)),
                      head=dict(in_channels=64))
         train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
                                 dataset=dict(num_samples=12, image_size=32))
         default_hooks = dict(logger=dict(interval=2))
-    ''')
+    ''') + extra)
+
+
+def test_synthetic_imagenet_config_trains_and_its_log_gives_throughput(tmp_path):
+    config = _tiny_synthetic_config(tmp_path)
     work_dir = tmp_path / 'work'
     train = run_tool('train.py', config, '--work-dir', work_dir, cwd=tmp_path)
     assert train.returncode == 0, train.stderr[-3000:]
@@ -405,3 +409,23 @@ def test_synthetic_imagenet_config_trains_and_its_log_gives_throughput(tmp_path)
                       '--images-per-iter', '2', cwd=tmp_path)
     assert timing.returncode == 0, timing.stderr[-3000:]
     assert re.search(r'over 2 logged iterations\); [\d.]+ images/s', timing.stdout)
+
+
+@pytest.mark.slow
+def test_a_config_asking_for_compile_trains_with_its_model_forward_compiled(tmp_path, monkeypatch):
+    config = _tiny_synthetic_config(tmp_path, 'compile = True\n')
+    monkeypatch.setenv('TORCH_LOGS', 'dynamo')  # dynamo then logs each frame it traces
+    work_dir = tmp_path / 'work'
+    train = run_tool('train.py', config, '--work-dir', work_dir, cwd=tmp_path)
+    assert train.returncode == 0, train.stderr[-3000:]
+    traced = re.findall(r'torchdynamo done tracing (\w+)', train.stderr)
+    assert traced and set(traced) == {'forward'}  # not mmengine's train_step with its optimizer step
+    (log, ) = work_dir.glob('*/vis_data/scalars.json')
+    assert [json.loads(line)['step'] for line in log.read_text().splitlines()] == [2, 4, 6]
+    assert 'compile = True' in (work_dir / config.name).read_text()  # the run's record keeps the request
+
+
+def test_a_compile_option_that_is_neither_a_flag_nor_arguments_is_named(tmp_path):
+    config = _tiny_synthetic_config(tmp_path, "compile = 'fast'\n")
+    assert _exit_message(train_tool, [str(config), '--work-dir', str(tmp_path / 'work')]) == (
+        "ValueError: compile must be True, False or a dict of torch.compile arguments, got 'fast'")

@@ -9,6 +9,11 @@
 
 The settings are patched for the duration of a ``with`` block, and inductor compiles on a model's first call,
 so the block has to hold the first forward (and backward) of the compiled model, not the torch.compile call.
+
+A config's ``compile`` (True, or a dict of torch.compile's arguments) is honoured by compiling the model's
+forward: mmengine 0.10.7 compiles ``model.train_step``, the optimizer step included, and dynamo fails inside
+torch's AdamW step (InternalTorchDynamoError; torch 2.14, CPU). The forward is the part worth compiling: the
+loss and, through AOTAutograd, the backward come with it.
 """
 import contextlib
 
@@ -26,6 +31,27 @@ def vmamba_compile_settings():
         for module, settings in SETTINGS.items():
             stack.enter_context(importlib.import_module(module).patch(settings))
         yield
+
+
+def take_compile_options(cfg):
+    """torch.compile's keyword arguments from a config's ``compile``, or None when it asks for no compile.
+    The config keeps its ``compile`` (it is the run's record); hand mmengine's Runner ``None`` in its place."""
+    options = cfg.get('compile')
+    if options is None or options is False:
+        return None
+    if options is True:
+        return {}
+    if not isinstance(options, dict):
+        raise ValueError(f'compile must be True, False or a dict of torch.compile arguments, got {options!r}')
+    return dict(options)
+
+
+def compile_forward(model, options):
+    """Compiles the forward of ``model`` (of the model inside a DDP-style wrapper) with ``options``."""
+    import torch
+    from mmengine.model import is_model_wrapper
+    module = model.module if is_model_wrapper(model) else model
+    module.forward = torch.compile(module.forward, **options)
 
 
 def compile_settings_for(model):
