@@ -73,7 +73,10 @@ def load_config(path, cfg_options=None):
     suffix = osp.splitext(path)[1]
     if suffix not in ('.py', '.json', '.yml', '.yaml'):
         raise ConfigFileError(f"config file {path}: vmamba_mm configs are Python files (.py), got '{suffix}'")
-    cfg = Config.fromfile(path)
+    try:
+        cfg = Config.fromfile(path)
+    except TypeError as error:  # mmengine's merge with a base config: a dict over a value of another type
+        raise ConfigFileError(f'config file {path}: {error}') from error
     if 'MODEL' in cfg and 'model' not in cfg:
         raise ConfigFileError(
             f'{path} is an official VMamba (yacs) config; use the matching configs/classification/vmamba-*.py '

@@ -176,6 +176,18 @@ def test_wrong_config_type(tmp_path):
     assert not (tmp_path / 'run').exists()
 
 
+def test_config_that_cannot_merge_with_its_base(tmp_path):
+    tiny = REPO / 'configs' / 'classification' / 'vmamba-tiny_8xb128-300e_in1k.py'
+    # `arch` is the name 'tiny' in the base; a dict replacing it needs _delete_=True.
+    config = _write_config(tmp_path, f'''
+        _base_ = ['{tiny}']
+        model = dict(backbone=dict(arch=dict(dims=8, depths=(1, 1, 1, 1))))
+        ''')
+    text = _exit_message(train_tool, [str(config), '--work-dir', str(tmp_path / 'run')])
+    assert text.startswith(f'ConfigFileError: config file {config}: arch=') and 'You may set `_delete_=True`' in text
+    assert not (tmp_path / 'run').exists()
+
+
 @pytest.mark.parametrize('scope_line, message', [
     ('', 'sets no default_scope; set it to one of mmpretrain, mmdet, mmseg'),
     ("default_scope = 'mmocr'", "has default_scope='mmocr'; vmamba_mm drives mmpretrain, mmdet, mmseg"),
