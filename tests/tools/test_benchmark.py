@@ -115,12 +115,14 @@ def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monke
     monkeypatch.setattr(benchmark, 'measure', measure)
     monkeypatch.setattr(benchmark, 'build_model', lambda spec, kernel_backend: (
         torch.nn.Linear(1, 1) if spec.startswith('timm:') else benchmark.VMambaClassifier(spec[len('vmamba-'):])))
-    monkeypatch.setattr(torch, 'compile', lambda model, mode=None: model)
+    compiled_with = []
+    monkeypatch.setattr(torch, 'compile', lambda model, **options: compiled_with.append(options) or model)
     options = ['--precisions', 'fp32', '--modes', 'inference', '--resolutions', '32', *QUICK]
     benchmark.main(['--models', 'vmamba-tiny', 'timm:convnext_tiny', '--compile', *options])
     compiled_output = capsys.readouterr().out
     benchmark.main(['--models', 'vmamba-tiny', *options])
     assert seen == [(False, 0.7), defaults, defaults]
+    assert compiled_with == [dict(mode='default', dynamic=False)] * 2  # one graph per model and resolution
     stated = 'VMamba compiled with layout_optimization=False, activation_memory_budget=0.7'
     assert stated in compiled_output and stated not in capsys.readouterr().out
     assert (inductor_config.layout_optimization, functorch_config.activation_memory_budget) == defaults

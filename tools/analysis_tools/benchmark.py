@@ -250,7 +250,10 @@ def run(args):
             with fallback_is_an_error(args.kernel_backend):
                 model = build_model(spec, args.kernel_backend).to(device)
                 model = model.to(memory_format=torch.channels_last) if args.channels_last else model
-                compiled = torch.compile(model, mode=args.compile) if args.compile else model
+                # Static shapes: each resolution gets its own graph, as a run at that size would. Dynamo's
+                # cache is per code object, shared by all models of a class: without this, the second
+                # resolution would recompile with the image size made dynamic.
+                compiled = torch.compile(model, mode=args.compile, dynamic=False) if args.compile else model
                 # inductor compiles on the first call, inside measure(), so that is where its settings count
                 with compile_settings_for(model) if args.compile else contextlib.nullcontext():
                     for precision in args.precisions:
