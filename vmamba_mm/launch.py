@@ -240,12 +240,12 @@ def run_tool(make_config, run):
     torch.compile's settings for VMamba where the model has a VMamba backbone (`compat.torch_compile`). A
     mistake in the config or command line (`user_errors`) and a run stopped by one of `run_errors` end the
     process with their one-line message instead of a traceback."""
-    from .compat import compile_forward, compile_settings_for, take_compile_options, trusted_checkpoint_globals
+    from .compat import compile_forward, compile_options_of, compile_settings_for, trusted_checkpoint_globals
 
     with process_group_closed():
         try:
             cfg = make_config()
-            compile_options = take_compile_options(cfg)
+            compile_options = compile_options_of(cfg)
             runner = build_runner(cfg)
         except user_errors() as error:
             sys.exit(f'{type(error).__name__}: {error}')

@@ -26,6 +26,7 @@ SETTINGS = {
 
 @contextlib.contextmanager
 def vmamba_compile_settings():
+    """`SETTINGS` patched in for the duration of the ``with`` block."""
     import importlib
     with contextlib.ExitStack() as stack:
         for module, settings in SETTINGS.items():
@@ -33,7 +34,7 @@ def vmamba_compile_settings():
         yield
 
 
-def take_compile_options(cfg):
+def compile_options_of(cfg):
     """torch.compile's keyword arguments from a config's ``compile``, or None when it asks for no compile.
     The config keeps its ``compile`` (it is the run's record); hand mmengine's Runner ``None`` in its place."""
     options = cfg.get('compile')
