@@ -7,8 +7,9 @@
 - The partitioner's activation memory budget at 0.7: it recomputes cheap elementwise results in the backward
   instead of keeping them: 37-40% less peak training memory for about 3% of the speed (VMamba-T/S/B, H100).
 
-The settings are patched for the duration of a ``with`` block, and inductor compiles on a model's first call,
-so the block has to hold the first forward (and backward) of the compiled model, not the torch.compile call.
+The settings are patched for the duration of a ``with`` block. Inductor compiles on a model's first call (and
+again on each recompile, for a new shape or mode), not at the torch.compile call, so the block has to hold the
+calls: the tools run the whole train or test loop inside it.
 
 A config's ``compile`` (True, or a dict of torch.compile's arguments) is honoured by compiling the model's
 forward: mmengine 0.10.7 compiles ``model.train_step``, the optimizer step included, and dynamo fails inside
