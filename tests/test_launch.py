@@ -32,7 +32,8 @@ class ProcessEnded(Exception):
 
 @pytest.fixture
 def process_end(monkeypatch):
-    """Stands in for os._exit and the interpreter's exit handlers, which would end pytest itself.
+    """Stands in for os._exit, the interpreter's thread shutdown and its exit handlers, which would end pytest
+    itself (or leave it unable to start threads).
 
     Returns the names of the steps taken, in order, and raises ProcessEnded(status) for os._exit."""
     steps = []
@@ -41,6 +42,7 @@ def process_end(monkeypatch):
         steps.append('os._exit')
         raise ProcessEnded(status)
 
+    monkeypatch.setattr(launch.threading, '_shutdown', lambda: steps.append('threads stopped'))
     monkeypatch.setattr(launch.atexit, '_run_exitfuncs', lambda: steps.append('exit handlers'))
     monkeypatch.setattr(launch.os, '_exit', exit_process)
     return steps
@@ -75,7 +77,7 @@ def test_a_successful_distributed_run_ends_through_os_exit_after_the_exit_handle
     with pytest.raises(ProcessEnded) as ended:
         launch.run_as_program(main)
     assert ended.value.status == 0
-    assert process_end == ['exit handlers', 'os._exit']
+    assert process_end == ['threads stopped', 'exit handlers', 'os._exit']
     assert capsys.readouterr().out == 'accuracy/top1: 98.4375\n'
 
 
@@ -100,6 +102,7 @@ def test_a_run_without_a_process_group_is_ended_by_the_interpreter(process_end):
 
 EXITING_WHILE_GLOO_WORKS = textwrap.dedent('''
     import atexit
+    import concurrent.futures
     import logging
     import logging.handlers
     import sys
@@ -115,6 +118,9 @@ EXITING_WHILE_GLOO_WORKS = textwrap.dedent('''
     log.addHandler(logging.handlers.MemoryHandler(1000, target=logging.FileHandler(log_file)))
     atexit.register(print, 'exit handlers ran')
     group_users = []
+    # An idle worker of a thread pool, as torch.compile's inductor leaves one: it stops only when told to.
+    pool = concurrent.futures.ThreadPoolExecutor(1)
+    pool.submit(int).result()
 
 
     def main():

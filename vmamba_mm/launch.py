@@ -263,9 +263,9 @@ def run_as_program(main):
     """Run a tool's `main()` as the whole program.
 
     After a successful run whose process group `process_group_closed` destroyed, the process leaves
-    with status 0 through os._exit, once non-daemon threads have finished, the exit handlers have run
-    (logging flushed and closed, data-loader workers stopped, temporary files removed) and stdout and
-    stderr are flushed. destroy_process_group drops only torch's own references to the group; the
+    with status 0 through os._exit, once its threads have been stopped and joined as at a normal exit
+    (thread pools included), the exit handlers have run (logging flushed and closed, data-loader workers
+    stopped, temporary files removed) and stdout and stderr are flushed. destroy_process_group drops only torch's own references to the group; the
     run's objects (the DDP model, in reference cycles) keep it, and with it gloo's worker threads, alive
     into interpreter finalization. A worker that frees a tensor then needs the GIL, and a finalizing
     interpreter ends such a thread with pthread_exit, inside C++ code that cannot unwind: the process
@@ -282,10 +282,10 @@ def run_as_program(main):
 
 def _exit_skipping_finalization():
     """Everything a normal exit does before finalizing the interpreter, then the end of the process."""
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
-    # atexit has no public call that runs its handlers; this is the one the interpreter makes on its way out.
+    # The interpreter's own first step: threading's exit callbacks, which tell idle ThreadPoolExecutor workers
+    # (inductor's compile pool among them) to stop, then a join of the non-daemon threads. Joining without
+    # the callbacks waits forever on such a worker. Neither step has a public call.
+    threading._shutdown()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()
