@@ -101,7 +101,6 @@ def test_compile_takes_an_optional_mode_and_refuses_unknown_ones(capsys):
     assert "invalid choice: 'fastest'" in capsys.readouterr().err
 
 
-
 def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monkeypatch, capsys):
     import torch._functorch.config as functorch_config
     import torch._inductor.config as inductor_config
