@@ -112,14 +112,15 @@ def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monke
         return 1.0, None
 
     monkeypatch.setattr(benchmark, 'measure', measure)
+    build_vmamba = benchmark.build_model
     monkeypatch.setattr(benchmark, 'build_model', lambda spec, kernel_backend: (
-        torch.nn.Linear(1, 1) if spec.startswith('timm:') else benchmark.VMambaClassifier(spec[len('vmamba-'):])))
+        torch.nn.Linear(1, 1) if spec.startswith('timm:') else build_vmamba(spec, kernel_backend)))
     compiled_with = []
     monkeypatch.setattr(torch, 'compile', lambda model, **options: compiled_with.append(options) or model)
     options = ['--precisions', 'fp32', '--modes', 'inference', '--resolutions', '32', *QUICK]
-    benchmark.main(['--models', 'vmamba-tiny', 'timm:convnext_tiny', '--compile', *options])
+    benchmark.main(['--models', TINY, 'timm:convnext_tiny', '--compile', *options])
     compiled_output = capsys.readouterr().out
-    benchmark.main(['--models', 'vmamba-tiny', *options])
+    benchmark.main(['--models', TINY, *options])
     assert seen == [(False, 0.7), defaults, defaults]
     assert compiled_with == [dict(mode='default', dynamic=False)] * 2  # one graph per model and resolution
     stated = 'VMamba compiled with layout_optimization=False, activation_memory_budget=0.7'
