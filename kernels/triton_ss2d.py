@@ -30,6 +30,8 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
   the four directions by atomics; the gradients of the projections come from small GEMMs over the
   per-position gradients of ``x_dbl``.
 """
+import functools
+
 import torch
 import triton
 import triton.language as tl
@@ -47,6 +49,13 @@ FWD_BLOCK_D, FWD_WARPS = 32, 1
 # The backward has no tensor-core products left; 16 channels in one warp keep it at ~170 registers without
 # spills, so more programs fit per SM.
 BWD_BLOCK_D, BWD_WARPS = 16, 1
+# The channels per program above are for grids that fill the GPU. One program walks its whole direction, so a
+# grid of few programs (few images, few channels: high resolution at batch 32, detection at batch 2) leaves
+# SMs idle while each program runs long. Below this many programs per SM the block is halved, down to 16
+# channels in the forward (tl.dot) and 8 in the backward: VMamba-T's forward at 512² and batch 32 went from
+# 15.1 to 12.5 ms, at 224² and batch 128 no block changes (kernel notes, v7).
+MIN_PROGRAMS_PER_SM = 8
+FWD_MIN_BLOCK_D, BWD_MIN_BLOCK_D = 16, 8
 # fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection; 'ieee'
 # (FMA) was 8-40% slower.
 DOT_PRECISION = 'tf32x3'
@@ -308,6 +317,23 @@ def _project(x, x_proj_weight, channels_last):
     return xdbl, _project_strides(xdbl, channels_last)
 
 
+def channel_blocks(batch, dim, device):
+    """Channels per program of the forward and of the backward kernel for this problem."""
+    wanted = MIN_PROGRAMS_PER_SM * _multiprocessors(device)
+
+    def narrowed(block_d, narrowest):
+        while block_d > narrowest and 4 * triton.cdiv(dim, block_d) * batch < wanted:
+            block_d //= 2
+        return block_d
+
+    return narrowed(FWD_BLOCK_D, FWD_MIN_BLOCK_D), narrowed(BWD_BLOCK_D, BWD_MIN_BLOCK_D)
+
+
+@functools.lru_cache
+def _multiprocessors(device):
+    return torch.cuda.get_device_properties(device).multi_processor_count if device.type == 'cuda' else 1
+
+
 def _launch_shape(batch, dim, seq_len, block_d):
     """grid, positions per chunk, chunks per direction."""
     block_t = chunk_size(seq_len)
@@ -357,7 +383,8 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
     out_dtype = x.dtype
     x, x_strides = _flat(_kernel_input(x), channels_last)
     xdbl, d_strides = _project(x, x_proj_weight, channels_last)
-    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, FWD_BLOCK_D)
+    block_d, _ = channel_blocks(batch, dim, x.device)
+    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, block_d)
     out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     _, o_strides = _flat(out, channels_last)
     states = torch.empty(batch, 4, n_chunks, d_state, dim, device=x.device, dtype=torch.float32)
@@ -366,7 +393,7 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
         D.float().contiguous(), out, states, *_walk(height, width), dim, n_chunks,
         *x_strides, *d_strides, *o_strides,
         R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
-        BLOCK_D=FWD_BLOCK_D, DOT_PRECISION=DOT_PRECISION, FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
+        BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
     y = out if out_fp32 else out.to(out_dtype)
     return y, (xdbl, states)
 
@@ -389,7 +416,8 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     x, x_strides = _flat(_kernel_input(x), channels_last)
     grad_y, y_strides = _flat(grad_y, channels_last)
     d_strides = _project_strides(xdbl, channels_last)
-    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, BWD_BLOCK_D)
+    _, block_d = channel_blocks(batch, dim, x.device)
+    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, block_d)
     grad_x = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     grad_xdbl = torch.zeros_like(xdbl)
     grad_bias = torch.zeros(4, dim, device=x.device, dtype=torch.float32)
@@ -409,7 +437,7 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
         x, grad_y, xdbl, z, wdt32, dt_proj_bias.float().contiguous(), A.float().contiguous(), D.float().contiguous(),
         states, grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, *_walk(height, width), dim, n_chunks,
         *x_strides, *y_strides, *d_strides,
-        R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=BWD_BLOCK_D,
+        R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=block_d,
         Z_INLINE=z_inline, FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
     # z = W_dt dt + bias: dt's gradient and W_dt's are two batched GEMMs over the gradient of z.
     grad_z = z

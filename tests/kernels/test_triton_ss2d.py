@@ -120,11 +120,27 @@ def test_matches_float64_oracle(case):
     check_against_oracle(*case)
 
 
-def test_several_channel_blocks():
+@pytest.mark.parametrize('min_programs_per_sm', [0, 10**6], ids=['widest-blocks', 'narrowest-blocks'])
+def test_several_channel_blocks(monkeypatch, min_programs_per_sm):
     # 40 channels: the last block of each kernel is partly masked, and dB/dC add up across blocks; 2 images
     # and 33 positions cross chunk boundaries.
-    assert max(triton_ss2d.FWD_BLOCK_D, triton_ss2d.BWD_BLOCK_D) < 40
+    monkeypatch.setattr(triton_ss2d, 'MIN_PROGRAMS_PER_SM', min_programs_per_sm)
+    blocks = triton_ss2d.channel_blocks(2, 40, torch.device(DEVICE))
+    assert max(blocks) < 40
+    assert blocks == ((triton_ss2d.FWD_BLOCK_D, triton_ss2d.BWD_BLOCK_D) if min_programs_per_sm == 0 else
+                      (triton_ss2d.FWD_MIN_BLOCK_D, triton_ss2d.BWD_MIN_BLOCK_D))
     check_against_oracle(2, 40, 3, 11, 1, 3, channels_last=True)
+
+
+def test_small_grids_get_narrower_channel_blocks(monkeypatch):
+    monkeypatch.setattr(triton_ss2d, '_multiprocessors', lambda device: 132)
+    monkeypatch.setattr(triton_ss2d, 'MIN_PROGRAMS_PER_SM', 8)
+    # VMamba-T stage 1 (96 channels): batch 128 fills 8 programs per SM already, batch 32 does not, and at
+    # batch 2 both kernels stop at their narrowest block.
+    assert triton_ss2d.channel_blocks(128, 96, torch.device('cuda')) == (32, 16)
+    assert triton_ss2d.channel_blocks(32, 96, torch.device('cuda')) == (16, 8)
+    assert triton_ss2d.channel_blocks(32, 384, torch.device('cuda')) == (32, 16)
+    assert triton_ss2d.channel_blocks(2, 768, torch.device('cuda')) == (16, 8)
 
 
 @pytest.mark.parametrize('z_inline', [False, True], ids=['z-gemm', 'z-inline'])

@@ -177,12 +177,13 @@ def sweep(x, params, channels_last, warmup, reps):
     """Fused forward and forward+backward time per launch configuration and chunk, on one shape. Prints only:
     the tunables in kernels/triton_ss2d.py are restored afterwards."""
     print('| fwd channels | fwd warps | bwd channels | bwd warps | chunk | fwd ms | f+b ms |\n' + '|---' * 7 + '|')
-    names = ('FWD_BLOCK_D', 'FWD_WARPS', 'BWD_BLOCK_D', 'BWD_WARPS', 'CHUNK')
+    # no programs-per-SM floor: every row runs the blocks it names
+    names = ('FWD_BLOCK_D', 'FWD_WARPS', 'BWD_BLOCK_D', 'BWD_WARPS', 'CHUNK', 'MIN_PROGRAMS_PER_SM')
     saved = [getattr(triton_ss2d, name) for name in names]
     try:
         for launch in SWEEP_LAUNCHES:
             for chunk in (16, 32):
-                for name, value in zip(names, (*launch, chunk)):
+                for name, value in zip(names, (*launch, chunk, 0)):
                     setattr(triton_ss2d, name, value)
                 fwd, fwd_bwd = time_fused(x, params, channels_last, warmup, reps)
                 print('| ' + ' | '.join(map(str, (*launch, chunk))) + f' | {fwd:.3f} | {fwd_bwd:.3f} |', flush=True)
@@ -240,10 +241,11 @@ def main(argv=None):
             y_fused, _ = triton_ss2d.ss2d_fwd(x, *params, channels_last, True)
             with torch.no_grad():
                 y_unfused = unfused_pipeline(backend)(x, *params, channels_last)
+            fwd_block_d, bwd_block_d = triton_ss2d.channel_blocks(batch, dim, x.device)
             row = dict(shape=name, batch=batch, dim=dim, height=height, width=width, dtype=dtype_name,
                        chunk=triton_ss2d.chunk_size(height * width),
-                       fwd_launch=(triton_ss2d.FWD_BLOCK_D, triton_ss2d.FWD_WARPS),
-                       bwd_launch=(triton_ss2d.BWD_BLOCK_D, triton_ss2d.BWD_WARPS), unfused_backend=backend,
+                       fwd_launch=(fwd_block_d, triton_ss2d.FWD_WARPS),
+                       bwd_launch=(bwd_block_d, triton_ss2d.BWD_WARPS), unfused_backend=backend,
                        rel_err_vs_unfused=relative_error(y_fused, y_unfused))
             del y_fused, y_unfused
             row['fused_fwd_ms'], row['fused_fwdbwd_ms'] = time_fused(x, params, channels_last, args.warmup,
