@@ -265,9 +265,9 @@ def run_as_program(main):
     After a successful run whose process group `process_group_closed` destroyed, the process leaves
     with status 0 through os._exit, once its threads have been stopped and joined as at a normal exit
     (thread pools included), the exit handlers have run (logging flushed and closed, data-loader workers
-    stopped, temporary files removed) and stdout and stderr are flushed. destroy_process_group drops only torch's own references to the group; the
-    run's objects (the DDP model, in reference cycles) keep it, and with it gloo's worker threads, alive
-    into interpreter finalization. A worker that frees a tensor then needs the GIL, and a finalizing
+    stopped, temporary files removed) and stdout and stderr are flushed. destroy_process_group drops
+    only torch's own references to the group; the run's objects (the DDP model, in reference cycles)
+    keep it, and with it gloo's worker threads, alive into interpreter finalization. A worker that frees a tensor then needs the GIL, and a finalizing
     interpreter ends such a thread with pthread_exit, inside C++ code that cannot unwind: the process
     aborts (SIGABRT, "terminate called without an active exception") and the launcher fails a run
     that succeeded.
