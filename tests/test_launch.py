@@ -149,19 +149,3 @@ def test_a_successful_distributed_run_survives_gloo_work_at_exit_and_keeps_its_o
     assert result.returncode == 0, f'exit {result.returncode}\n{result.stderr[-4000:]}'
     assert result.stdout == 'accuracy/top1: 98.4375\nexit handlers ran\n'
     assert log_file.read_text() == 'run finished\n'
-
-
-@pytest.mark.parametrize('holds_vmamba', [True, False])
-def test_a_tool_runs_a_vmamba_model_under_its_compile_settings(monkeypatch, holds_vmamba):
-    import torch
-    import torch._inductor.config as inductor_config
-
-    from vmamba_mm.models import VMamba
-    default = inductor_config.layout_optimization
-    backbone = VMamba(arch={'dims': 8, 'depths': (1, 1, 1, 1), 'ssm_ratio': 1.0, 'd_state': 1})
-    model = torch.nn.Sequential(backbone if holds_vmamba else torch.nn.Linear(2, 2))
-    monkeypatch.setattr(launch, 'build_runner', lambda cfg: type('Runner', (), {'model': model})())
-    seen = []
-    launch.run_tool(dict, lambda runner: seen.append(inductor_config.layout_optimization))
-    assert seen == [False if holds_vmamba else default]
-    assert inductor_config.layout_optimization == default

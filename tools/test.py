@@ -2,7 +2,8 @@
 segmentation (mmseg), chosen by the config's `default_scope`.
 
 Checkpoints written by tools/train.py and official VMamba checkpoints (`{'model': ...}`, converted on
-the fly) are both accepted. With an EMA hook in the config, the EMA weights are evaluated and, where
+the fly) are both accepted, and loaded strictly: a checkpoint that does not fit the config's model is an
+IncompatibleCheckpointError listing the keys, before anything is evaluated. With an EMA hook in the config, the EMA weights are evaluated and, where
 the hook asks for it, the raw weights too (their metrics carry an `_origin` suffix).
 
     python tools/test.py configs/classification/vmamba-demo_digits.py work_dirs/vmamba-demo_digits/epoch_12.pth
@@ -15,6 +16,7 @@ from mmengine.config import ConfigDict, DictAction
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
 from vmamba_mm.datasets import check_dataset_roots
+from vmamba_mm.loading import official_checkpoint, read_checkpoint
 
 
 def parse_args(argv=None):
@@ -22,8 +24,7 @@ def parse_args(argv=None):
         description='Test a VMamba checkpoint (mmpretrain, mmdet or mmseg, from the config\'s default_scope).')
     parser.add_argument('config', help='config file the checkpoint was trained with')
     parser.add_argument('checkpoint', help='checkpoint: from tools/train.py, or an official VMamba release')
-    parser.add_argument('--work-dir', help='where logs (and a converted official checkpoint) go '
-                        '(default: work_dirs/<config name>)')
+    parser.add_argument('--work-dir', help='where logs go (default: work_dirs/<config name>)')
     parser.add_argument('--out', metavar='FILE.pkl', help='also dump every prediction to this pickle file')
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation with the config's tta_model and tta_pipeline")
@@ -47,14 +48,15 @@ def build_config(args):
     cfg = launch.load_config(args.config, args.cfg_options)
     if args.tta:
         use_tta(cfg, args.config)
-    scope = launch.register_scope(cfg)
+    launch.register_scope(cfg)
     check_dataset_roots(cfg, ('test_dataloader', ))
-    checkpoint = launch.read_checkpoint(args.checkpoint)
+    # Read now for a clear error before anything is built; the runner loads it strictly.
+    official = official_checkpoint(read_checkpoint(args.checkpoint))
     cfg.launcher = args.launcher
-    work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
-    cfg.load_from, converted = launch.checkpoint_to_load(args.checkpoint, checkpoint, scope, work_dir)
+    launch.resolve_work_dir(cfg, args.work_dir, args.config)
+    cfg.load_from = args.checkpoint
     cfg.resume = False
-    if converted:
+    if official:
         # An official checkpoint converts to one set of weights (its `model`): an EMA hook would only
         # evaluate the same weights a second time.
         cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook['type'] != 'EMAHook']

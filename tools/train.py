@@ -55,10 +55,9 @@ def build_config(args):
                              f'the total batch size its learning rate was set for')
         cfg.auto_scale_lr.enable = True
 
-    # A bad checkpoint gets a clear error now rather than deep inside the Runner.
     explicit_resume = args.resume not in (None, 'auto')
-    if explicit_resume:
-        launch.read_checkpoint(args.resume)
+    if explicit_resume and not osp.isfile(args.resume):
+        raise FileNotFoundError(f'checkpoint {args.resume} does not exist')
 
     cfg.launcher = args.launcher
     work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
@@ -74,8 +73,6 @@ def build_config(args):
         if checkpoint is None:
             print_log(f'--resume: no checkpoint in {work_dir} yet, training starts from the beginning',
                       logger='current', level=logging.WARNING)
-        elif not explicit_resume:
-            launch.read_checkpoint(checkpoint)
         cfg.resume = checkpoint is not None
         cfg.load_from = checkpoint
 

@@ -7,18 +7,21 @@ end a distributed run.
 import argparse
 import atexit
 import contextlib
+import difflib
 import importlib
 import os
 import os.path as osp
-import pickle
 import sys
 import tempfile
 import threading
 
 import torch
 
-# default_scope -> the converter's task name for official checkpoints.
-SCOPE_TASKS = {'mmpretrain': 'cls', 'mmdet': 'det', 'mmseg': 'seg'}
+from .datasets import UnreadableImageError
+from .engine import (CheckpointSaveError, LauncherEnvironmentError, NonFiniteLossError, ResumeError, StrictRunner,
+                     compile_options_of)
+from .engine.runner import SCOPE_TASKS
+from .loading import CheckpointError, IncompatibleCheckpointError
 
 
 class ConfigFileError(ValueError):
@@ -33,10 +36,6 @@ class WorkDirError(OSError):
     """The work directory cannot be written, or holds a run that starting afresh would overwrite."""
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file exists but cannot be read as one (truncated, corrupt, or not a checkpoint)."""
-
-
 def parse_with_launcher(parser, argv=None):
     """Add the launcher options both tools share, parse, and export LOCAL_RANK for mmengine."""
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'], default='none',
@@ -48,20 +47,34 @@ def parse_with_launcher(parser, argv=None):
     return args
 
 
-def user_errors():
-    """The exceptions the tools report as one line (what the user got wrong), without a traceback."""
-    from .engine.cpu_dist import LauncherEnvironmentError
+# The exceptions the tools report as one line (what the user got wrong), without a traceback.
+USER_ERRORS = (FileNotFoundError, ConfigFileError, ConfigScopeError, WorkDirError, CheckpointError,
+               LauncherEnvironmentError, ValueError)
+# Errors that stop a run with a message saying where and what to do: reported as one line too.
+RUN_ERRORS = (CheckpointError, IncompatibleCheckpointError, CheckpointSaveError, NonFiniteLossError, ResumeError,
+              UnreadableImageError)
 
-    return (FileNotFoundError, ConfigFileError, ConfigScopeError, WorkDirError, CheckpointError,
-            LauncherEnvironmentError, ValueError)
+
+# Top-level keys that mmengine's Runner or the mm* tools read. A config may hold other top-level names
+# (data_root, pipelines, helper values), but one spelled almost like these is a typo the Runner would ignore.
+RUNNER_KEYS = (
+    'model', 'work_dir', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg', 'val_cfg', 'test_cfg',
+    'auto_scale_lr', 'optim_wrapper', 'param_scheduler', 'val_evaluator', 'test_evaluator', 'default_hooks',
+    'custom_hooks', 'data_preprocessor', 'load_from', 'resume', 'launcher', 'env_cfg', 'log_processor', 'log_level',
+    'visualizer', 'default_scope', 'randomness', 'experiment_name', 'runner_type', 'compile', 'custom_imports',
+    'model_wrapper_cfg', 'tta_model', 'tta_pipeline', 'train_pipeline', 'val_pipeline', 'test_pipeline',
+    'activation_checkpointing', 'efficient_conv_bn_eval')
 
 
-def run_errors():
-    """Errors that stop a run with a message saying where and what to do: reported as one line too."""
-    from .datasets import UnreadableImageError
-    from .engine import CheckpointSaveError, NonFiniteLossError, ResumeError
-
-    return (CheckpointSaveError, NonFiniteLossError, ResumeError, UnreadableImageError)
+def check_top_level_keys(cfg, path):
+    """Raise ConfigFileError for a top-level key that is a misspelling of one the Runner reads."""
+    for key in cfg.keys():
+        if key in RUNNER_KEYS:
+            continue
+        close = difflib.get_close_matches(key, RUNNER_KEYS, n=1, cutoff=0.85)
+        if close:
+            raise ConfigFileError(f"config {path}: unknown top-level key '{key}' (did you mean '{close[0]}'?); "
+                                  f'as written it would be ignored')
 
 
 def load_config(path, cfg_options=None):
@@ -83,6 +96,7 @@ def load_config(path, cfg_options=None):
             f'(official checkpoints load directly: tools/test.py CONFIG CHECKPOINT)')
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
+    check_top_level_keys(cfg, path)
     return cfg
 
 
@@ -123,58 +137,6 @@ def latest_checkpoint(work_dir):
     return find_latest_checkpoint(work_dir) if osp.isfile(osp.join(work_dir, 'last_checkpoint')) else None
 
 
-def read_checkpoint(path):
-    """Load a checkpoint file on the CPU, with clear errors for missing, truncated or foreign files.
-
-    Tensors, mmengine's metadata and an official checkpoint's pickled training config are read
-    (the latter as an opaque placeholder); nothing else in the file is imported or run."""
-    from .converters.official import load_checkpoint_file
-
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'checkpoint {path} does not exist')
-    try:
-        checkpoint = load_checkpoint_file(path)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f'checkpoint {path} cannot be read (truncated or corrupt?): {error}') from error
-    if not isinstance(checkpoint, dict):
-        raise CheckpointError(f'checkpoint {path} holds a {type(checkpoint).__name__}, not a dict of weights')
-    return checkpoint
-
-
-def checkpoint_to_load(path, checkpoint, scope, work_dir):
-    """The file test.py hands to the Runner for `checkpoint` (read from `path`) and whether it was
-    converted: `path` itself for mm checkpoints; for an official VMamba checkpoint a converted copy
-    (its `model` weights) in the work dir."""
-    from .converters.official import is_official_layout, official_to_mm, unwrap_state_dict
-
-    if is_official_layout(unwrap_state_dict(checkpoint)):
-        converted = dict(state_dict=official_to_mm(checkpoint, task=SCOPE_TASKS[scope]),
-                         meta=dict(converted_from=osp.basename(path)))
-        target = osp.join(work_dir, f'{osp.splitext(osp.basename(path))[0]}_mm.pth')
-        save_atomically(converted, target)
-        return target, True
-    if 'state_dict' in checkpoint or all(isinstance(value, torch.Tensor) for value in checkpoint.values()):
-        return path, False
-    raise CheckpointError(
-        f"checkpoint {path} has neither 'state_dict' (mmengine) nor official VMamba weights ('model'); "
-        f'top-level keys: {sorted(checkpoint)[:10]}')
-
-
-def save_atomically(obj, path):
-    """torch.save to a temporary sibling, then publish it under `path`: readers never see a half-written file."""
-    from .engine.hooks import publish
-
-    handle, staging = tempfile.mkstemp(prefix=f'.{osp.basename(path)}.', dir=osp.dirname(path) or '.')
-    os.close(handle)
-    try:
-        torch.save(obj, staging)
-        publish(staging, path)
-    except BaseException:
-        if osp.exists(staging):
-            os.remove(staging)
-        raise
-
-
 def enable_amp(cfg):
     """`--amp`: automatic mixed precision with mmengine's AmpOptimWrapper (float16, dynamic loss scale)."""
     wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -201,18 +163,18 @@ def amp_on_cpu(cfg):
 
 
 def build_runner(cfg):
-    """The config's own `runner_type` when it names one, else mmengine's Runner.
+    """The config's own `runner_type` when it names one, else vmamba_mm's `StrictRunner` (mmengine's Runner with
+    strict, code-free checkpoint loading).
 
     mmengine's distributed set-up assumes GPUs; on a CPU-only host the process group (gloo) and the
     DDP wrapper are prepared here first."""
     from mmengine.registry import RUNNERS
-    from mmengine.runner import Runner
 
     if cfg.get('launcher', 'none') != 'none' and not torch.cuda.is_available():
         from .engine.cpu_dist import setup_cpu_distributed
         setup_cpu_distributed(cfg, cfg.launcher)
 
-    return RUNNERS.build(cfg) if 'runner_type' in cfg else Runner.from_cfg(cfg)
+    return RUNNERS.build(cfg) if 'runner_type' in cfg else StrictRunner.from_cfg(cfg)
 
 
 # Set once process_group_closed has destroyed this process's process group: run_as_program then ends
@@ -236,26 +198,18 @@ def process_group_closed():
 
 def run_tool(make_config, run):
     """A tool's run: the Runner built from `make_config()`, then `run(runner)`, with the process group closed
-    at the end and checkpoints loadable. A config's `compile` compiles the model's forward, under
-    torch.compile's settings for VMamba where the model has a VMamba backbone (`compat.torch_compile`). A
-    mistake in the config or command line (`user_errors`) and a run stopped by one of `run_errors` end the
-    process with their one-line message instead of a traceback."""
-    from .compat import compile_forward, compile_options_of, compile_settings_for, trusted_checkpoint_globals
-
+    at the end. A mistake in the config or command line (`USER_ERRORS`) and a run stopped by one of
+    `RUN_ERRORS` end the process with their one-line message instead of a traceback."""
     with process_group_closed():
         try:
             cfg = make_config()
-            compile_options = compile_options_of(cfg)
+            compile_options_of(cfg)  # a bad `compile` value is named now, not when training starts
             runner = build_runner(cfg)
-        except user_errors() as error:
+        except USER_ERRORS as error:
             sys.exit(f'{type(error).__name__}: {error}')
-        if compile_options is not None:
-            runner.cfg.compile = None  # else mmengine compiles its train_step, optimizer step included
-            compile_forward(runner.model, compile_options)
         try:
-            with trusted_checkpoint_globals(), compile_settings_for(runner.model):
-                run(runner)
-        except run_errors() as error:
+            run(runner)
+        except RUN_ERRORS as error:
             sys.exit(f'{type(error).__name__}: {error}')
 
 

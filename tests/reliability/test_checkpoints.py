@@ -4,7 +4,7 @@ import torch
 from reliability_runner import HERE, REPO, run_python, run_train
 from toy_training import build_runner
 
-from vmamba_mm import launch
+from vmamba_mm import launch, loading
 from vmamba_mm.engine.hooks import STAGING_SUFFIX
 
 DEMO = REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'
@@ -28,7 +28,7 @@ def test_atomic_hook_keeps_the_latest_checkpoints_and_points_to_the_newest(tmp_p
     # SGD(lr=0.1) on loss = value * w.sum(): w = 1 - 0.1 * (sum of the values so far)
     torch.testing.assert_close(_weights(tmp_path / 'iter_3.pth'), torch.full((3, ), 1 - 0.1 * 6))
     torch.testing.assert_close(_weights(tmp_path / 'iter_4.pth'), torch.full((3, ), 1 - 0.1 * 10))
-    assert launch.read_checkpoint(str(tmp_path / 'iter_4.pth'))['message_hub']['runtime_info']['keep_ckpt_ids'] == [3, 4]
+    assert loading.read_checkpoint(str(tmp_path / 'iter_4.pth'))['message_hub']['runtime_info']['keep_ckpt_ids'] == [3, 4]
 
 
 @pytest.mark.parametrize('hook_type', ['AtomicCheckpointHook', 'CheckpointHook'])
@@ -41,8 +41,8 @@ def test_kill_during_save(tmp_path, hook_type):
     if hook_type == 'CheckpointHook':
         # mmengine's own hook removed iter_1 before writing iter_2 in place: nothing left to resume from.
         assert not (tmp_path / 'iter_1.pth').exists()
-        with pytest.raises(launch.CheckpointError, match='iter_2.pth cannot be read'):
-            launch.read_checkpoint(str(tmp_path / 'iter_2.pth'))
+        with pytest.raises(loading.CheckpointError, match='iter_2.pth cannot be read'):
+            loading.read_checkpoint(str(tmp_path / 'iter_2.pth'))
         return
     torch.testing.assert_close(_weights(latest), torch.full((3, ), 1 - 0.1 * 1))
     assert not (tmp_path / 'iter_2.pth').exists()

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from vmamba_mm.converters import IncompatibleCheckpointError, load_pretrained_backbone
+from vmamba_mm.loading import OUTNORMS_OPTIONAL, IncompatibleCheckpointError, load_weights
 from vmamba_mm.models import VMamba
 
 TINY = dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1)
@@ -13,6 +13,11 @@ TINY = dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1)
 
 def _model():
     return VMamba(TINY, out_indices=(1, ))
+
+
+def load_pretrained_backbone(model, path, strict=True):
+    """What ``VMamba(init_cfg=dict(type='Pretrained', ...)).init_weights()`` does with the file."""
+    load_weights(model, path, task='backbone', optional=OUTNORMS_OPTIONAL, strict=strict)
 
 
 @pytest.fixture

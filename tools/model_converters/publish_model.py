@@ -18,7 +18,7 @@ import tempfile
 
 import torch
 
-from vmamba_mm.launch import read_checkpoint
+from vmamba_mm.loading import read_checkpoint
 
 TRAINING_STATE = ('optimizer', 'param_schedulers', 'message_hub')
 

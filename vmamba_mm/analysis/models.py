@@ -11,8 +11,7 @@ import torch
 
 import vmamba_mm.registry  # noqa: F401 (registers VMamba in the mm* registries)
 from vmamba_mm import launch
-from vmamba_mm.converters import (IncompatibleCheckpointError, is_official_layout, load_state_dict_strictly,
-                                  official_to_mm, unwrap_state_dict)
+from vmamba_mm.loading import load_weights
 
 
 def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Optional[dict] = None,
@@ -35,17 +34,9 @@ def build_model(config: str, checkpoint: Optional[str] = None, cfg_options: Opti
 def load_checkpoint(model: torch.nn.Module, path: str, scope: str) -> None:
     """Load an mm checkpoint (``state_dict``, from tools/train.py) or an official VMamba one, strictly.
 
-    Raises :class:`~vmamba_mm.converters.IncompatibleCheckpointError` naming the keys that do not fit.
+    Raises :class:`~vmamba_mm.loading.IncompatibleCheckpointError` naming the keys that do not fit.
     """
-    checkpoint = launch.read_checkpoint(path)
-    state_dict = unwrap_state_dict(checkpoint)
-    if is_official_layout(state_dict):
-        state_dict = official_to_mm(checkpoint, task=launch.SCOPE_TASKS[scope])
-    elif not all(isinstance(value, torch.Tensor) for value in state_dict.values()):
-        raise IncompatibleCheckpointError(
-            f"checkpoint {path} has neither 'state_dict' (mmengine) nor official VMamba weights ('model'); "
-            f'top-level keys: {sorted(checkpoint)[:10]}')
-    load_state_dict_strictly(model, state_dict, optional=r'(?!)')  # nothing may be missing
+    load_weights(model, path, task=launch.SCOPE_TASKS[scope])
 
 
 def find_backbone(model: torch.nn.Module) -> torch.nn.Module:

@@ -1,8 +1,8 @@
-"""Checkpoint conversion: official VMamba layouts -> vmamba_mm."""
-from .official import (IncompatibleCheckpointError, infer_arch, is_official_layout, load_checkpoint_file,
-                       load_pretrained_backbone, load_state_dict_strictly, official_to_mm, unwrap_state_dict)
+"""Official VMamba key layouts -> vmamba_mm names: a pure key map (files are read by vmamba_mm.loading)."""
+from .official import (IncompatibleCheckpointError, OfficialConversion, convert_official, infer_arch,
+                       is_official_layout, official_to_mm, unwrap_state_dict)
 
 __all__ = [
-    'IncompatibleCheckpointError', 'infer_arch', 'is_official_layout', 'load_checkpoint_file',
-    'load_pretrained_backbone', 'load_state_dict_strictly', 'official_to_mm', 'unwrap_state_dict'
+    'IncompatibleCheckpointError', 'OfficialConversion', 'convert_official', 'infer_arch', 'is_official_layout',
+    'official_to_mm', 'unwrap_state_dict'
 ]

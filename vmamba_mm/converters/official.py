@@ -8,19 +8,14 @@ This is the only place that knows the official parameter names. Two official lay
 * legacy (early v0 releases): ``patch_embed.{proj,norm}``, ``ln_1``, ``self_attention``, and a
   top-level ``norm``/``head``.
 
-Conversion is strict: every official key must have a destination, and the result is checked
-against a VMamba of the architecture the checkpoint implies (built on the meta device), so a
-missing, unexpected or mis-shaped key raises :class:`IncompatibleCheckpointError` naming it.
-The only tolerated differences are the expected ones: ``outnorm*`` of a detection/segmentation
-backbone may be missing (they are new layers), and the classifier is dropped for them.
+A pure key map, like timm's checkpoint filter functions: it renames and reshapes tensors and
+names every official key that has no destination; it builds no model and reads no file.
+:mod:`vmamba_mm.loading` reads checkpoint files and checks the converted keys and shapes against
+the model they are loaded into, so the model classes never see official names.
 """
-import logging
-import os
-import pickle
 import re
 from collections import OrderedDict
-from typing import Dict, Iterable, Mapping, Optional
-from urllib.parse import urlparse
+from typing import Dict, Iterable, List, Mapping, NamedTuple, Optional
 
 import torch
 
@@ -62,6 +57,8 @@ _BLOCK_KEY = re.compile(r'layers\.(\d+)\.blocks\.(\d+)\.(.+)')
 _DOWNSAMPLE_KEY = re.compile(r'layers\.(\d+)\.downsample\.(\w+)\.(weight|bias)')
 _STEM_KEY = re.compile(r'patch_embed\.(\w+)\.(weight|bias)')
 _OUTNORM_KEY = re.compile(r'outnorm\d+\.(weight|bias)')
+# vmamba_mm Linear weights that early official releases stored as 1x1 convolutions.
+_LINEAR_WEIGHT = re.compile(r'stages\.\d+\.(blocks\.\d+\.(ssm\.(in|out)_proj|mlp\.fc[12])|downsample\.reduction)\.weight')
 
 
 class IncompatibleCheckpointError(ValueError):
@@ -91,51 +88,6 @@ def describe_mismatch(missing: Iterable[str] = (),
     return '\n  '.join(lines)
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading files
-
-
-class _OpaqueMetadata:
-    """Stands in for a class pickled into a checkpoint's metadata (e.g. the official yacs config).
-
-    Its objects load as plain OrderedDicts: the one container the weights-only unpickler
-    lets receive both items and attributes.
-    """
-
-    def __new__(cls, *args, **kwargs):
-        return OrderedDict()
-
-
-def load_checkpoint_file(filename: str) -> dict:
-    """Load a checkpoint with ``weights_only=True``, from a path or an http(s) URL.
-
-    Official checkpoints pickle their yacs training config; mm checkpoints carry numpy and
-    mmengine objects. The latter are allow-listed; any other class in the file becomes an
-    opaque placeholder instead of being imported or run. Only tensors are needed from it.
-    """
-    if urlparse(filename).scheme in ('http', 'https'):
-        filename = _download(filename)
-    if not os.path.isfile(filename):
-        raise FileNotFoundError(f'Checkpoint file not found: {filename}')
-    from vmamba_mm.compat import checkpoint_safe_globals
-    known = list(checkpoint_safe_globals())
-    with torch.serialization.safe_globals(known):
-        try:
-            return torch.load(filename, map_location='cpu', weights_only=True)
-        except pickle.UnpicklingError:
-            unknown = torch.serialization.get_unsafe_globals_in_checkpoint(filename)
-        with torch.serialization.safe_globals([(_OpaqueMetadata, name) for name in unknown]):
-            return torch.load(filename, map_location='cpu', weights_only=True)
-
-
-def _download(url: str) -> str:
-    cached = os.path.join(torch.hub.get_dir(), 'checkpoints', os.path.basename(urlparse(url).path))
-    if not os.path.isfile(cached):
-        os.makedirs(os.path.dirname(cached), exist_ok=True)
-        torch.hub.download_url_to_file(url, cached, progress=True)
-    return cached
-
-
 def unwrap_state_dict(checkpoint: Mapping, ema: bool = False) -> Dict[str, torch.Tensor]:
     """The state dict inside an official (``model``/``model_ema``) or mm (``state_dict``) checkpoint."""
     if ema:
@@ -152,10 +104,6 @@ def unwrap_state_dict(checkpoint: Mapping, ema: bool = False) -> Dict[str, torch
 def is_official_layout(state_dict: Mapping) -> bool:
     """True for official key names (``layers.*``, optionally under ``backbone.``)."""
     return any(re.match(r'(backbone\.)?layers\.\d+\.', key) for key in state_dict)
-
-
-# ---------------------------------------------------------------------------------------------
-# Renaming
 
 
 def _current_name(key: str) -> str:
@@ -205,35 +153,30 @@ def infer_arch(backbone_state: Mapping[str, torch.Tensor]) -> dict:
     return dict(dims=dims, depths=depths, ssm_ratio=inner_dims / dims[0], d_state=d_state, vanilla=vanilla)
 
 
-def _expected_backbone_shapes(arch: dict) -> Dict[str, torch.Size]:
-    from vmamba_mm.models import VMamba
-    with torch.device('meta'):
-        model = VMamba(arch=arch, out_indices=range(len(arch['depths'])))
-    return {key: value.shape for key, value in model.state_dict().items()}
+class OfficialConversion(NamedTuple):
+    """An official state dict in vmamba_mm names, and the official keys that found no place in it."""
+    state_dict: 'OrderedDict[str, torch.Tensor]'
+    unknown: List[str]
+    missing: List[str]
 
 
-def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) -> 'OrderedDict[str, torch.Tensor]':
-    """Convert an official VMamba checkpoint (or its state dict) to vmamba_mm keys.
+def _last_stage(backbone: Mapping[str, torch.Tensor]) -> int:
+    stages = [int(match[1]) for match in map(re.compile(r'stages\.(\d+)\.').match, backbone) if match]
+    if not stages:
+        raise IncompatibleCheckpointError('Cannot tell the VMamba architecture of this checkpoint: no stage/block '
+                                          'entry (layers.<i>.blocks.<j>.*).')
+    return max(stages)
 
-    Args:
-        checkpoint: An official checkpoint dict (``model``/``model_ema`` wrapper, or the
-            ``state_dict`` of an official detection/segmentation run) or a bare state dict,
-            in the current or legacy key layout.
-        task: ``'cls'`` for an mmpretrain ``ImageClassifier`` (``classifier.norm`` becomes the
-            last stage's ``backbone.outnorm{i}``, ``classifier.head`` becomes ``head.fc``);
-            ``'det'``/``'seg'`` for a detector/segmentor (``backbone.`` prefix, classifier
-            dropped; the neck/head keys of an official detection/segmentation checkpoint are
-            kept); ``'backbone'`` for the bare backbone (no prefix; classifier, neck and
-            heads dropped).
-        ema: Take ``model_ema`` instead of ``model``.
 
-    Raises:
-        IncompatibleCheckpointError: naming the keys that have no destination, that are
-            missing, or whose shape does not fit.
+def convert_official(state_dict: Mapping[str, torch.Tensor], task: str) -> OfficialConversion:
+    """Rename an official state dict (current or legacy layout) to vmamba_mm names for ``task``.
+
+    A pure key map: nothing is checked against a model here. Keys without a destination are
+    returned as ``unknown`` (official names); for ``'cls'``, a missing classifier norm or head is
+    returned as ``missing`` (official names). The caller decides whether they are fatal.
     """
     if task not in TASKS:
         raise ValueError(f'Unknown task {task!r}; choose one of {TASKS}.')
-    state_dict = unwrap_state_dict(checkpoint, ema=ema)
     if not is_official_layout(state_dict):
         raise IncompatibleCheckpointError('Not an official VMamba checkpoint: no "layers.<i>." keys '
                                           f'(first keys: {list(state_dict)[:5]}).')
@@ -255,97 +198,55 @@ def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) ->
         name = _mm_backbone_name(key, design)
         if name is None:
             unknown.append(key)
+        elif value.dim() == 4 and value.shape[2:] == (1, 1) and _LINEAR_WEIGHT.fullmatch(name):
+            backbone[name] = value.flatten(1)  # from when the pointwise layers were 1x1 convs
         else:
             backbone[name] = value
-    arch = infer_arch(backbone)
-    expected = _expected_backbone_shapes(arch)
-    last_stage = len(arch['depths']) - 1
 
-    # Checkpoints from when the pointwise layers were 1x1 convs store (out, in, 1, 1).
-    for key, value in backbone.items():
-        if key in expected and value.dim() == 4 and value.shape[2:] == (1, 1) and len(expected[key]) == 2:
-            backbone[key] = value.flatten(1)
-
+    head, missing = OrderedDict(), []
     if task == 'cls':
+        last_stage = _last_stage(backbone)
         for part in ('weight', 'bias'):
-            if f'norm.{part}' in classifier:
-                backbone[f'outnorm{last_stage}.{part}'] = classifier.pop(f'norm.{part}')
-        head = {f'head.fc.{part}': classifier.pop(f'head.{part}') for part in ('weight', 'bias')
-                if f'head.{part}' in classifier}
-        missing_head = [f'classifier.head.{part}' for part in ('weight', 'bias') if f'head.fc.{part}' not in head]
+            for official_name, mm_name, target in ((f'norm.{part}', f'outnorm{last_stage}.{part}', backbone),
+                                                   (f'head.{part}', f'head.fc.{part}', head)):
+                if official_name in classifier:
+                    target[mm_name] = classifier.pop(official_name)
+                else:
+                    missing.append(f'classifier.{official_name}')
         unknown += [f'classifier.{key}' for key in classifier]
         unknown += list(passthrough)  # the neck and heads of a detector have no place in a classifier
-        required = {key for key in expected if not key.startswith('outnorm')} | {f'outnorm{last_stage}.weight',
-                                                                                 f'outnorm{last_stage}.bias'}
-    else:
-        head, missing_head = {}, []
-        required = {key for key in expected if not key.startswith('outnorm')}
-
-    missing = sorted(required - set(backbone)) + missing_head
-    unexpected = [key for key in backbone if key not in expected]
-    mismatched = {key: (value.shape, expected[key]) for key, value in backbone.items()
-                  if key in expected and value.shape != expected[key]}
-    if unknown or missing or unexpected or mismatched:
-        raise IncompatibleCheckpointError(
-            f'Official checkpoint does not convert cleanly to VMamba(arch={arch}) for task {task!r} '
-            '(unexpected keys in official names, the others in vmamba_mm names):\n  ' +
-            describe_mismatch(missing, unknown + unexpected, mismatched))
 
     prefix = '' if task == 'backbone' else BACKBONE_PREFIX
     converted = OrderedDict((prefix + key, value) for key, value in backbone.items())
     converted.update(head)
     if task in ('det', 'seg'):
         converted.update(passthrough)
-    return converted
+    return OfficialConversion(converted, unknown, missing)
 
 
-# ---------------------------------------------------------------------------------------------
-# Loading into a model
+def official_to_mm(checkpoint: Mapping, task: str = 'cls', ema: bool = False) -> 'OrderedDict[str, torch.Tensor]':
+    """Convert an official VMamba checkpoint (or its state dict) to vmamba_mm keys.
 
+    Args:
+        checkpoint: An official checkpoint dict (``model``/``model_ema`` wrapper, or the
+            ``state_dict`` of an official detection/segmentation run) or a bare state dict,
+            in the current or legacy key layout.
+        task: ``'cls'`` for an mmpretrain ``ImageClassifier`` (``classifier.norm`` becomes the
+            last stage's ``backbone.outnorm{i}``, ``classifier.head`` becomes ``head.fc``);
+            ``'det'``/``'seg'`` for a detector/segmentor (``backbone.`` prefix, classifier
+            dropped; the neck/head keys of an official detection/segmentation checkpoint are
+            kept); ``'backbone'`` for the bare backbone (no prefix; classifier, neck and
+            heads dropped).
+        ema: Take ``model_ema`` instead of ``model``.
 
-def load_state_dict_strictly(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
-                             optional: str = r'outnorm\d+\.', strict: bool = True) -> None:
-    """``load_state_dict`` that tolerates only missing keys matching ``optional`` and names
-    every other missing, unexpected or mis-shaped key in one error.
-
-    ``strict=False`` is the explicit opt-out for partial loads: the keys that fit are loaded, the
-    others are named in a warning and keep their initial values."""
-    own = module.state_dict()
-    missing = [key for key in own if key not in state_dict and not re.match(optional, key)]
-    unexpected = [key for key in state_dict if key not in own]
-    mismatched = {key: (value.shape, own[key].shape) for key, value in state_dict.items()
-                  if key in own and value.shape != own[key].shape}
-    if missing or unexpected or mismatched:
-        problems = describe_mismatch(missing, unexpected, mismatched)
-        if strict:
-            raise IncompatibleCheckpointError(f'Checkpoint does not fit {type(module).__name__}:\n  {problems}\n'
-                                              'To load only the keys that fit, pass strict=False.')
-        from mmengine.logging import print_log
-        print_log(f'Partial load (strict=False) into {type(module).__name__}; not loaded:\n  {problems}',
-                  logger='current', level=logging.WARNING)
-        state_dict = {key: value for key, value in state_dict.items() if key in own and key not in mismatched}
-    module.load_state_dict(state_dict, strict=False)
-
-
-def load_pretrained_backbone(backbone: torch.nn.Module, filename: str, prefix: Optional[str] = None,
-                             strict: bool = True) -> None:
-    """Load an official or mm checkpoint file into a VMamba backbone, strictly.
-
-    ``prefix`` selects the keys under it (e.g. ``'backbone.'`` of an mm classifier or
-    detector checkpoint) and strips it, as mmengine's ``Pretrained`` init does.
-    ``strict=False`` loads what fits and names the rest in a warning (see
-    :func:`load_state_dict_strictly`).
+    Raises:
+        IncompatibleCheckpointError: naming the official keys that have no destination, and the
+            classifier keys a ``'cls'`` conversion lacks. Shapes are checked where the result is
+            loaded (:func:`vmamba_mm.loading.load_weights`), against the model itself.
     """
-    state_dict = unwrap_state_dict(load_checkpoint_file(filename))
-    if prefix:
-        selected = {key[len(prefix):]: value for key, value in state_dict.items() if key.startswith(prefix)}
-        if not selected:
-            raise IncompatibleCheckpointError(f'No key of {filename} starts with prefix {prefix!r} '
-                                              f'(first keys: {list(state_dict)[:5]}).')
-        state_dict = selected
-    if is_official_layout(state_dict):
-        state_dict = official_to_mm(state_dict, task='backbone')
-    elif not prefix and any(key.startswith(BACKBONE_PREFIX) for key in state_dict):
-        raise IncompatibleCheckpointError(f'{filename} holds a whole model (keys under "backbone."): '
-                                          "select the backbone with init_cfg=dict(..., prefix='backbone.').")
-    load_state_dict_strictly(backbone, state_dict, strict=strict)
+    conversion = convert_official(unwrap_state_dict(checkpoint, ema=ema), task)
+    if conversion.unknown or conversion.missing:
+        raise IncompatibleCheckpointError(
+            f'Official checkpoint does not convert cleanly for task {task!r} (official names):\n  ' +
+            describe_mismatch(conversion.missing, conversion.unknown))
+    return conversion.state_dict

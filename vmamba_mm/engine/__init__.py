@@ -3,8 +3,10 @@ from .cpu_dist import CPUDistributedDataParallel, LauncherEnvironmentError, setu
 from .hooks import AtomicCheckpointHook, CheckpointSaveError, NonFiniteLossError, NonFiniteLossHook
 from .loops import ResumableEpochBasedTrainLoop, ResumeError
 from .optim_wrapper import CPUAutocastOptimWrapper
+from .runner import StrictRunner, compile_options_of
 
 __all__ = [
-    'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel', 'LauncherEnvironmentError',
-    'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop', 'ResumeError', 'setup_cpu_distributed'
+    'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel',
+    'LauncherEnvironmentError', 'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop',
+    'ResumeError', 'StrictRunner', 'compile_options_of', 'setup_cpu_distributed'
 ]

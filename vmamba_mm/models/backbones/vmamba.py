@@ -32,6 +32,7 @@ from torchvision.ops import StochasticDepth
 
 import kernels
 from kernels.dispatch import BACKENDS
+from vmamba_mm.loading import OUTNORMS_OPTIONAL, load_weights
 
 ArchSpec = Union[str, dict]
 
@@ -514,18 +515,19 @@ class VMamba(BaseModule):
         after taking the keys under ``prefix``. Only the ``outnorm*`` layers may be missing:
         they are new layers of a detection/segmentation backbone and keep their init.
         Any other missing, unexpected or mis-shaped key raises
-        :class:`~vmamba_mm.converters.IncompatibleCheckpointError`.
+        :class:`~vmamba_mm.loading.IncompatibleCheckpointError`.
         ``strict=False`` in init_cfg loads only the keys that fit and names the others in a warning.
         """
         if self.init_cfg is None or self.init_cfg.get('type') != 'Pretrained':
             super().init_weights()
             return
-        from vmamba_mm.converters import load_pretrained_backbone
-        load_pretrained_backbone(
+        load_weights(
             self,
             self.init_cfg['checkpoint'],
+            task='backbone',
             prefix=self.init_cfg.get('prefix'),
-            strict=self.init_cfg.get('strict', True))
+            strict=self.init_cfg.get('strict', True),
+            optional=OUTNORMS_OPTIONAL)
         self._is_init = True
 
     def forward(self, x: torch.Tensor) -> tuple:

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch._inductor.utils import run_and_get_code
 
-from vmamba_mm.compat import compile_options_of, compile_settings_for, vmamba_compile_settings
-from vmamba_mm.models import VMamba
+from vmamba_mm.models import VMamba, compile_settings_for, vmamba_compile_settings
 from vmamba_mm.models.backbones.vmamba import VSSBlock
 
 FEATURES = (2, 4, 6, 8)  # (B, H, W, C), every size distinct
@@ -56,12 +55,3 @@ def test_settings_apply_to_models_holding_a_vmamba_backbone_and_are_restored():
         assert _settings() == (False, 0.7)
     assert _settings() == defaults
 
-
-def test_compile_options_come_from_the_config_and_a_bad_one_is_named():
-    from mmengine.config import Config
-    assert compile_options_of(Config(dict())) is None
-    assert compile_options_of(Config(dict(compile=False))) is None
-    assert compile_options_of(Config(dict(compile=True))) == {}
-    assert compile_options_of(Config(dict(compile=dict(mode='max-autotune')))) == {'mode': 'max-autotune'}
-    with pytest.raises(ValueError, match="compile must be True, False or a dict of torch.compile arguments, got 'fast'"):
-        compile_options_of(Config(dict(compile='fast')))
