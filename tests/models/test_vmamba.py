@@ -226,12 +226,12 @@ TINY_V2 = dict(dims=8, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)
 @pytest.mark.parametrize('arch, backend', [
     pytest.param(V2, 'torch', id='v2-torch'),
     pytest.param(VANILLA, 'torch', id='vanilla-torch'),
-    pytest.param(TINY_V2, 'triton', id='v2-triton', marks=pytest.mark.slow),  # 15 s interpreted
+    pytest.param(TINY_V2, 'triton', id='v2-triton', marks=pytest.mark.slow),  # the Triton interpreter
 ])
 def test_half_input_to_the_ss2d_core_gives_the_upcast_input_s_results(monkeypatch, arch, backend):
-    """The op on the half activation against the op on its exact fp32 upcast (the code before): the same forward
-    values; the fused op (triton, interpreted on a CPU) gives the same gradients too, bit for bit (it upcasts x and
-    rounds dx to x's dtype once, at the end, as the upcast's backward did). The torch backend's are the same within
+    """The op on the half activation against the op on its exact fp32 upcast: the same forward values; the fused
+    op (triton, interpreted on a CPU) gives the same gradients too, bit for bit (it upcasts x and rounds dx to x's
+    dtype once, at the end, as the upcast's backward would). The torch backend's are the same within
     bf16 rounding: it rounds the scan's part of dx to x's dtype before adding the projections' part."""
     torch.manual_seed(0)
     model = VMamba(arch, kernel_backend=backend)

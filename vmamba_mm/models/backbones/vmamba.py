@@ -252,7 +252,7 @@ class Mlp(nn.Module):
 
     While gradients are recorded, GELU and ``fc2`` run as one autograd Function that keeps
     only fc1's output for the backward and recomputes the GELU there (2 bytes per hidden
-    element less under AMP, 4 in fp32; docs/perf_notes.md, change 5). Without gradients,
+    element less under AMP, 4 in fp32; docs/performance.md, activation memory). Without gradients,
     and on devices other than CPU and CUDA, it is the plain composition.
     """
 
@@ -477,7 +477,7 @@ class VMamba(BaseModule):
         return tuple(sorted(set(parsed)))
 
     def make_stem(self, in_channels: int, embed_dims: int) -> nn.Module:
-        """Stride-4 stem: a 4x4 patchify conv (v0) or two 3x3 stride-2 convs (v2).
+        """Stride-4 stem: a 4x4 patchify conv (vanilla) or two 3x3 stride-2 convs (v2 design).
 
         It takes NCHW images and returns channels-last features.
         """
@@ -498,7 +498,7 @@ class VMamba(BaseModule):
                 norm2=HalfSavingLayerNorm(embed_dims)))
 
     def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
-        """Halves the resolution: Swin patch merging (v0) or a 3x3 stride-2 conv + LN (v2)."""
+        """Halves the resolution: Swin patch merging (vanilla) or a 3x3 stride-2 conv + LN (v2 design)."""
         if self.vanilla:
             return PatchMerging(in_dims, out_dims)
         return nn.Sequential(
