@@ -5,9 +5,8 @@
 
 Models as in benchmark.py (``vmamba_mm.analysis.measured_models``): `vmamba-<arch>` (an arch name or a
 dict literal; the official classifier head), a classification config file, `timm:<name>` or
-`official:<function>`. The forward runs in training mode under
-the chosen precision (fp32, or bf16/fp16 autocast; bf16 works on the CPU), with gradients on, and no
-backward is run.
+`official:<function>`. The forward runs in training mode under the chosen precision (fp32, or bf16/fp16
+autocast; bf16 works on the CPU), with gradients on, and no backward is run.
 
 Every tensor handed to autograd for the backward passes `torch.autograd.graph.saved_tensors_hooks`.
 The tool counts each storage once (by `untyped_storage().data_ptr()`, the whole storage, since a

@@ -273,7 +273,7 @@ class Mlp(nn.Module):
 
 
 class VSSBlock(nn.Module):
-    """``x + DropPath(SS2D(LN(x)))``, then (v2 only) ``x + DropPath(MLP(LN(x)))``."""
+    """``x + DropPath(SS2D(LN(x)))``, then (v2 design only) ``x + DropPath(MLP(LN(x)))``."""
 
     mlp_ratio = 4.0
 
