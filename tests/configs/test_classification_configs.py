@@ -21,9 +21,9 @@ MODELS = {
     'vmamba-vanilla-base_8xb128-300e_in1k.py': ('vanilla-base', 0.5, 1024),
 }
 CHEAP = {'vmamba-tiny_8xb128-300e_in1k.py'}
-# The vanilla (v0) design scans with d_state 16, which the CPU's torch reference materialises per state:
-# one 224² step of vanilla-T takes over 6 minutes here (vanilla-B about 25), mostly allocating memory.
-# They step at lower resolution; the v2 models (the paper's T/S/B) step at 224².
+# The vanilla design scans with d_state 16, which the CPU's torch reference materialises per state: a 224² step
+# of a vanilla model takes many minutes on a CPU, mostly allocating memory. They step at lower resolution; the
+# models of the v2 design (the paper's T/S/B) step at 224².
 STEP_SIZE = {
     'vmamba-vanilla-tiny_8xb128-300e_in1k.py': 112,
     'vmamba-vanilla-small_8xb128-300e_in1k.py': 64,

@@ -66,9 +66,11 @@ def test_recipe_is_the_official_one(size):
             150, 'SyncBN', 0.1, False)
     assert model.test_cfg == dict(mode='whole')
 
-    # AdamW 6e-5 for 8 GPUs x 2 images, no decay on normalisation layers; 160k iterations, 1500 warm-up.
+    # AdamW 6e-5 for 8 GPUs x 2 images, backbone norms decayed as the official configs decay them
+    # (tests/configs/test_downstream_weight_decay.py checks every parameter); 160k iterations, 1500 warm-up.
     assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01)
-    assert cfg.optim_wrapper.paramwise_cfg == dict(custom_keys={'norm': dict(decay_mult=0.)})
+    assert cfg.optim_wrapper.paramwise_cfg == dict(custom_keys={
+        'norm': dict(decay_mult=0.), 'patch_embed.norm': dict(decay_mult=1.), 'downsample.norm': dict(decay_mult=1.)})
     assert cfg.train_dataloader.batch_size == 2
     assert (cfg.train_cfg.type, cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (
         'IterBasedTrainLoop', 160000, 16000)

@@ -113,8 +113,8 @@ def test_a_dead_rank_ends_the_job_and_is_named(tmp_path, job_env, probe_options)
     root_cause = result.stderr.split('Root Cause (first observed failure)')[1]
     assert re.search(r'rank\s*:\s*1 \(local_rank: 1\)', root_cause), root_cause
     assert re.search(r'exitcode\s*:\s*3 ', root_cause), root_cause
-    # Start-up takes most of it (30-60 s on a crowded 2-core machine); the surviving rank must not wait
-    # for the process group's 30-minute timeout.
+    # Start-up takes most of it on a crowded machine; the surviving rank must not wait for the process
+    # group's 30-minute timeout.
     assert elapsed < 300
 
 

@@ -12,7 +12,7 @@ triton_ss2d = pytest.importorskip('kernels.triton_ss2d')
 
 DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 GRAD_NAMES = ('x', 'x_proj_weight', 'dt_proj_weight', 'dt_proj_bias', 'A', 'D')
-# issue 4's tolerances (fp32 rtol 6e-4 atol 2e-3; du 2x; dA/dD/ddelta_bias 1e-3; bf16 3e-2 / 5e-2)
+# The kernels' accuracy targets (fp32 rtol 6e-4 atol 2e-3; du 2x; dA/dD/ddelta_bias 1e-3; bf16 3e-2 / 5e-2)
 FP32_TOL = dict(
     y=(6e-4, 2e-3), x=(1.2e-3, 4e-3), x_proj_weight=(6e-4, 2e-3), dt_proj_weight=(3e-3, 2e-2),
     dt_proj_bias=(1e-3, 1e-3), A=(1e-3, 1e-3), D=(1e-3, 1e-3))
@@ -204,8 +204,8 @@ def test_saved_like_describes_what_the_forward_saves(channels_last):
 
 def test_caller_autocast_does_not_reach_the_projections():
     # Autocast stays on inside a custom op; the op must still give what it gives without it. Not bit for bit:
-    # y and dx merge the four directions with fp32 atomics in no fixed order (on an H100 two runs without
-    # autocast differed by up to 5e-7, the committed v3 as well); bf16 projections would differ by ~1e-3.
+    # y and dx merge the four directions with fp32 atomics in no fixed order, so two runs on a GPU differ in
+    # the last bits of fp32; bf16 projections would differ by ~1e-3.
     x, params = make_inputs(1, 4, 3, 5, 1, 2, channels_last=True)
     grad_y = torch.randn(x.shape, device=DEVICE)
     y, grads = run_fused(x, params, True, grad_y)

@@ -156,13 +156,33 @@ def re_escape_shape(shape):
     return str(tuple(shape)).replace('(', r'\(').replace(')', r'\)')
 
 
+def drop_path_rates(model):
+    return [getattr(block.drop_path, 'p', 0.0) for stage in model.stages for block in stage.blocks]
+
+
 def test_drop_path_rises_linearly_over_all_blocks():
-    model = VMamba(dict(V2, drop_path_rate=0.3))
-    rates = [getattr(block.drop_path, 'p', 0.0) for stage in model.stages for block in stage.blocks]
-    torch.testing.assert_close(torch.tensor(rates), torch.linspace(0, 0.3, 5))
+    model = VMamba(V2, drop_path_rate=0.3)
+    torch.testing.assert_close(torch.tensor(drop_path_rates(model)), torch.linspace(0, 0.3, 5))
     assert VMamba('tiny', drop_path_rate=0.0).stages[3].blocks[1].drop_path.__class__ is nn.Identity
     with torch.device('meta'):
-        assert VMamba('base').stages[3].blocks[1].drop_path.p == pytest.approx(0.6)
+        assert VMamba('base', drop_path_rate=0.6).stages[3].blocks[1].drop_path.p == pytest.approx(0.6)
+
+
+@pytest.mark.parametrize('arch', ['base', 'vanilla-base', V2])
+def test_drop_path_is_off_unless_asked_for(arch):
+    """The arch holds structure only: without drop_path_rate no block drops paths, whatever the size."""
+    with torch.device('meta'):
+        model = VMamba(arch)
+    assert set(drop_path_rates(model)) == {0.0}
+    assert all(set(settings) <= VMamba.required_arch_keys | VMamba.optional_arch_keys
+               for settings in VMamba.arch_zoo.values())
+
+
+def test_drop_path_rate_in_the_arch_dict_is_refused_and_placed():
+    with pytest.raises(ValueError, match=r"arch dict holds \['drop_path_rate'\].*model\.backbone\.drop_path_rate"):
+        VMamba(dict(V2, drop_path_rate=0.3))
+    with pytest.raises(ValueError, match=r'drop_path_rate=1\.0: expected a rate in \[0, 1\)'):
+        VMamba(V2, drop_path_rate=1.0)
 
 
 def test_official_initialisation():
@@ -206,12 +226,12 @@ TINY_V2 = dict(dims=8, depths=(1, 1, 1, 1), ssm_ratio=1.0, d_state=1)
 @pytest.mark.parametrize('arch, backend', [
     pytest.param(V2, 'torch', id='v2-torch'),
     pytest.param(VANILLA, 'torch', id='vanilla-torch'),
-    pytest.param(TINY_V2, 'triton', id='v2-triton', marks=pytest.mark.slow),  # 15 s interpreted
+    pytest.param(TINY_V2, 'triton', id='v2-triton', marks=pytest.mark.slow),  # the Triton interpreter
 ])
 def test_half_input_to_the_ss2d_core_gives_the_upcast_input_s_results(monkeypatch, arch, backend):
-    """The op on the half activation against the op on its exact fp32 upcast (the code before): the same forward
-    values; the fused op (triton, interpreted on a CPU) gives the same gradients too, bit for bit (it upcasts x and
-    rounds dx to x's dtype once, at the end, as the upcast's backward did). The torch backend's are the same within
+    """The op on the half activation against the op on its exact fp32 upcast: the same forward values; the fused
+    op (triton, interpreted on a CPU) gives the same gradients too, bit for bit (it upcasts x and rounds dx to x's
+    dtype once, at the end, as the upcast's backward would). The torch backend's are the same within
     bf16 rounding: it rounds the scan's part of dx to x's dtype before adding the projections' part."""
     torch.manual_seed(0)
     model = VMamba(arch, kernel_backend=backend)

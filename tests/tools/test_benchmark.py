@@ -56,6 +56,50 @@ def test_requested_backend_that_cannot_run_is_refused(monkeypatch):
     assert kernels.get_backend() == 'torch'  # the global choice is restored
 
 
+def test_drop_path_rate_reaches_the_vmamba_blocks(monkeypatch):
+    built = []
+    build = benchmark.build_model
+    monkeypatch.setattr(benchmark, 'build_model', lambda *args: built.append(build(*args)) or built[-1])
+    benchmark.main(['--models', TINY, '--resolutions', '32', '--precisions', 'fp32', '--modes', 'train',
+                    '--drop-path-rate', '0.3', *QUICK])
+    (model, ) = built
+    rates = [getattr(block.drop_path, 'p', 0.0) for stage in model.backbone.stages for block in stage.blocks]
+    assert rates == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    assert benchmark.parse_args(['--device', 'cpu']).drop_path_rate == 0.0
+
+
+def test_a_classification_config_is_measured_as_its_model(tmp_path):
+    """The config's model comes from vmamba_mm.analysis (the analysis tools' builder), called as images -> logits."""
+    from tool_runner import REPO
+
+    torch.manual_seed(0)
+    model = benchmark.build_model(str(REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'), None)
+    images = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        logits = model.eval()(images)
+    assert logits.shape == (2, 10)
+    torch.testing.assert_close(logits, model.classifier(images, mode='tensor'))
+    rows = benchmark.main(['--models', str(REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'),
+                           '--resolutions', '32', '--precisions', 'fp32', *QUICK])
+    assert {row['mode'] for row in rows} == {'inference', 'train'} and all(row['images_per_s'] > 0 for row in rows)
+
+
+def test_the_measuring_tools_share_the_package_code_without_sys_path():
+    import ast
+
+    from tool_runner import REPO, load_tool
+    from vmamba_mm.analysis import measured_models
+
+    saved_activations = load_tool('analysis_tools/saved_activations.py')
+    for tool in (benchmark, saved_activations):
+        assert tool.build_model is measured_models.build_model
+        assert tool.fallback_is_an_error is measured_models.fallback_is_an_error
+    for script in ('benchmark.py', 'saved_activations.py'):
+        tree = ast.parse((REPO / 'tools' / 'analysis_tools' / script).read_text())
+        assert not [node for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr == 'path'
+                    and isinstance(node.value, ast.Name) and node.value.id == 'sys'], script
+
+
 def test_unknown_model_is_named():
     with pytest.raises(ValueError, match="unknown model 'resnet50'"):
         benchmark.build_model('resnet50', kernel_backend=None)
@@ -113,8 +157,8 @@ def test_compiled_vmamba_models_are_measured_under_vmamba_compile_settings(monke
 
     monkeypatch.setattr(benchmark, 'measure', measure)
     build_vmamba = benchmark.build_model
-    monkeypatch.setattr(benchmark, 'build_model', lambda spec, kernel_backend: (
-        torch.nn.Linear(1, 1) if spec.startswith('timm:') else build_vmamba(spec, kernel_backend)))
+    monkeypatch.setattr(benchmark, 'build_model', lambda spec, *args: (
+        torch.nn.Linear(1, 1) if spec.startswith('timm:') else build_vmamba(spec, *args)))
     compiled_with = []
     monkeypatch.setattr(torch, 'compile', lambda model, **options: compiled_with.append(options) or model)
     options = ['--precisions', 'fp32', '--modes', 'inference', '--resolutions', '32', *QUICK]

@@ -4,8 +4,8 @@
         timm:swin_tiny_patch4_window7_224 timm:convnext_tiny --precisions fp32 fp16 \
         --modes inference train --batch-size 128 --json bench.json
 
-Models: `vmamba-<arch>` (an `VMamba.arch_zoo` name or a dict literal; the official classifier head), a
-config file (its `model` is built with the config's default scope), `timm:<name>`, or
+Models (``vmamba_mm.analysis.measured_models``): `vmamba-<arch>` (an `VMamba.arch_zoo` name or a dict
+literal; the official classifier head), a classification config file, `timm:<name>`, or
 `official:<function>` (a model function of the official classification/models/vmamba.py found
 under $VMAMBA_OFFICIAL_SRC, for side-by-side numbers; never part of this project).
 
@@ -15,102 +15,18 @@ GPUs (wall clock on the CPU). The run states GPU, torch, CUDA and precision, and
 VMamba number when its requested kernel backend silently fell back to another.
 """
 import argparse
-import ast
 import contextlib
-import functools
-import importlib.util
 import json
 import math
-import os
 import statistics
-import sys
 import time
-import warnings
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
-PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
+from vmamba_mm.analysis.measured_models import PRECISIONS, build_model, fallback_is_an_error
+
 MODES = ('inference', 'train')
-
-
-class VMambaClassifier(nn.Module):
-    """Backbone (last stage, normalized) → global average pool → linear: the official classifier."""
-
-    def __init__(self, arch, num_classes=1000, kernel_backend=None):
-        super().__init__()
-        from vmamba_mm.models import VMamba
-        self.backbone = VMamba(arch=arch, out_indices=(3, ), kernel_backend=kernel_backend)
-        self.head = nn.Linear(self.backbone.dims[-1], num_classes)
-
-    def forward(self, images):
-        features = self.backbone(images)[-1]
-        return self.head(features.mean(dim=(2, 3)))
-
-
-class ConfigClassifier(nn.Module):
-    """A model built from an mm config, called on a batch tensor."""
-
-    def __init__(self, config_path):
-        super().__init__()
-        import vmamba_mm  # noqa: F401  registers VMamba
-        from mmengine.config import Config
-        from mmengine.registry import DefaultScope, init_default_scope
-        cfg = Config.fromfile(config_path)
-        init_default_scope(cfg.get('default_scope', 'mmpretrain'))
-        from mmengine.registry import MODELS
-        with DefaultScope.overwrite_default_scope(cfg.get('default_scope')):
-            self.model = MODELS.build(cfg.model)
-
-    def forward(self, images):
-        output = self.model(images, mode='tensor')
-        return output[-1] if isinstance(output, (tuple, list)) else output
-
-
-def build_model(spec, kernel_backend):
-    if spec.startswith('timm:'):
-        import timm
-        return timm.create_model(spec[len('timm:'):], pretrained=False)
-    if spec.startswith('official:'):
-        return _official_model(spec[len('official:'):])
-    if spec.endswith('.py'):
-        return ConfigClassifier(spec)
-    if spec.startswith('vmamba-'):
-        arch = spec[len('vmamba-'):]
-        arch = ast.literal_eval(arch) if arch.startswith('{') else arch  # custom sizes: vmamba-{'dims': 32, ...}
-        return VMambaClassifier(arch, kernel_backend=kernel_backend)
-    raise ValueError(f'unknown model {spec!r}: use vmamba-<arch>, a config .py, timm:<name> or official:<function>')
-
-
-def _official_model(function_name):
-    source = os.environ.get('VMAMBA_OFFICIAL_SRC')
-    if not source:
-        raise ValueError('official:<function> needs VMAMBA_OFFICIAL_SRC pointing at a checkout of the official repo')
-    module = _official_module(source)
-    if not hasattr(module, function_name):
-        raise ValueError(f'the official vmamba.py has no model function {function_name!r}')
-    return getattr(module, function_name)()
-
-
-@functools.lru_cache(maxsize=None)
-def _official_module(source):
-    """The official classification/models/vmamba.py, executed once per run for all its models."""
-    models_dir = os.path.join(source, 'classification', 'models')
-    model_file = os.path.join(models_dir, 'vmamba.py')
-    if not os.path.isfile(model_file):
-        raise ValueError(f'VMAMBA_OFFICIAL_SRC={source} is not a checkout of the official repo: '
-                         'it has no classification/models/vmamba.py')
-    sys.path.insert(0, models_dir)
-    spec = importlib.util.spec_from_file_location('official_vmamba', model_file)
-    module = importlib.util.module_from_spec(spec)
-    try:
-        spec.loader.exec_module(module)
-    except ModuleNotFoundError as error:
-        # The official file imports its FLOP counter (fvcore) and the like at module level.
-        raise ModuleNotFoundError(f'the official vmamba.py imports {error.name!r}, which is not installed here '
-                                  f'(pip install {error.name})', name=error.name) from error
-    return module
 
 
 class Timer:
@@ -169,7 +85,8 @@ def measure(model, mode, precision, batch_size, resolution, device, warmup, repe
     also prints where one more step spends its time."""
     model.train(mode == 'train')
     images = torch.randn(batch_size, 3, resolution, resolution, device=device)
-    labels = torch.randint(0, 1000, (batch_size, ), device=device)
+    # Class 0 for every image: valid for any number of classes, and the loss costs the same whatever the labels.
+    labels = torch.zeros(batch_size, dtype=torch.long, device=device)
     step = make_step(model, mode, images, labels, PRECISIONS[precision])
     if device.type == 'cuda':
         torch.cuda.empty_cache()
@@ -227,19 +144,6 @@ def environment(device):
     return info
 
 
-@contextlib.contextmanager
-def fallback_is_an_error(kernel_backend):
-    """Refuse to measure a backend other than the one asked for."""
-    import kernels
-    with warnings.catch_warnings():
-        warnings.filterwarnings('error', message='kernels:.*fall back', category=RuntimeWarning)
-        kernels.set_backend(kernel_backend)
-        try:
-            yield
-        finally:
-            kernels.set_backend(None)
-
-
 def run(args):
     from vmamba_mm.compat import compile_settings_for
     device = torch.device(args.device)
@@ -248,7 +152,7 @@ def run(args):
         for resolution in args.resolutions:
             batch_size = args.batch_size if resolution <= args.large_from else args.large_batch_size
             with fallback_is_an_error(args.kernel_backend):
-                model = build_model(spec, args.kernel_backend).to(device)
+                model = build_model(spec, args.kernel_backend, args.drop_path_rate).to(device)
                 model = model.to(memory_format=torch.channels_last) if args.channels_last else model
                 # Static shapes: each resolution gets its own graph, as a run at that size would. Dynamo's
                 # cache is per code object, shared by all models of a class: without this, the second
@@ -330,6 +234,9 @@ def parse_args(argv=None):
     parser.add_argument('--modes', nargs='+', choices=MODES, default=list(MODES))
     parser.add_argument('--kernel-backend', choices=['torch', 'triton'], default=None,
                         help='force the SS2D backend (default: automatic; a silent fallback is an error)')
+    parser.add_argument('--drop-path-rate', type=float, default=0.0, metavar='RATE',
+                        help='stochastic depth of the vmamba-<arch> models, which train with it (the ImageNet recipes: '
+                        'T 0.2, S 0.3, B 0.6; default 0)')
     parser.add_argument('--compile', nargs='?', const='default', metavar='MODE',
                         choices=['default', 'reduce-overhead', 'max-autotune', 'max-autotune-no-cudagraphs'],
                         help='torch.compile each model, in this mode (default: "default"; "reduce-overhead" '

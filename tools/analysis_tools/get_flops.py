@@ -17,7 +17,7 @@ free, and convolutions, linear layers, matmuls, norms and pooling get the standa
 The SS2D core is a single ``kernels`` op, so it gets its own handler: the per-direction
 projections (x_proj D -> R+2N and dt_proj R -> D, 1x1 convolutions in the official code)
 plus the selective scan, ``9 * B * L * Dtot * N + B * Dtot * L`` over ``Dtot = 4 * D``
-channels (the count from mamba-ssm issue 110 that the paper uses).
+channels (the count the paper uses, from issue #110 of the mamba-ssm repository).
 
 Models run in ``tensor`` mode on one random image with seeded random weights. A detector's
 RoI heads see however many proposals those weights produce (the paper's Mask R-CNN numbers

@@ -3,10 +3,10 @@
     python tools/analysis_tools/saved_activations.py --models vmamba-tiny --precision bf16 \
         --batch-size 2 --resolution 224 --device cpu --kernel-backend torch --json saved.json
 
-Models as in benchmark.py: `vmamba-<arch>` (an arch name or a dict literal; the official classifier
-head), a config file, `timm:<name>` or `official:<function>`. The forward runs in training mode under
-the chosen precision (fp32, or bf16/fp16 autocast; bf16 works on the CPU), with gradients on, and no
-backward is run.
+Models as in benchmark.py (``vmamba_mm.analysis.measured_models``): `vmamba-<arch>` (an arch name or a
+dict literal; the official classifier head), a classification config file, `timm:<name>` or
+`official:<function>`. The forward runs in training mode under the chosen precision (fp32, or bf16/fp16
+autocast; bf16 works on the CPU), with gradients on, and no backward is run.
 
 Every tensor handed to autograd for the backward passes `torch.autograd.graph.saved_tensors_hooks`.
 The tool counts each storage once (by `untyped_storage().data_ptr()`, the whole storage, since a
@@ -25,15 +25,12 @@ transient buffers of the backward, which this tool does not see. Checkpointed bl
 import argparse
 import contextlib
 import json
-import os
-import sys
 from collections import defaultdict
 
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchmark import PRECISIONS, build_model, fallback_is_an_error  # noqa: E402  one model syntax for both tools
+from vmamba_mm.analysis.measured_models import PRECISIONS, build_model, fallback_is_an_error
 
 OUTSIDE = '(no module)'
 

@@ -39,6 +39,17 @@ def load_checkpoint(model: torch.nn.Module, path: str, scope: str) -> None:
     load_weights(model, path, task=launch.SCOPE_TASKS[scope])
 
 
+class ClassifierLogits(torch.nn.Module):
+    """An mmpretrain classifier as a plain ``images -> logits`` module."""
+
+    def __init__(self, classifier: torch.nn.Module):
+        super().__init__()
+        self.classifier = classifier
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.classifier(images, mode='tensor')
+
+
 def find_backbone(model: torch.nn.Module) -> torch.nn.Module:
     """The VMamba backbone of a classifier, detector or segmentor (or the model itself)."""
     from vmamba_mm.models import VMamba

@@ -11,6 +11,7 @@ import torch
 
 # Importing the package registers the custom ops under torch.ops.vmamba_kernels.
 from kernels import reference, unfused_ss2d
+from vmamba_mm.analysis.models import ClassifierLogits
 
 
 def _ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32, backend):
@@ -39,17 +40,6 @@ def kernel_decompositions() -> dict:
         ops.cross_merge.default: _cross_merge,
         ops.selective_scan.default: _selective_scan,
     }
-
-
-class ClassifierLogits(torch.nn.Module):
-    """An mmpretrain classifier as a plain ``images -> logits`` module."""
-
-    def __init__(self, classifier: torch.nn.Module):
-        super().__init__()
-        self.classifier = classifier
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.classifier(images, mode='tensor')
 
 
 def export_classifier(classifier: torch.nn.Module, shape: Sequence[int], path: str, opset: int = 18):

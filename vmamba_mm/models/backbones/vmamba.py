@@ -1,19 +1,20 @@
 """VMamba: Visual State Space Model (Liu et al., NeurIPS 2024, arXiv 2401.10166).
 
-One backbone class, :class:`VMamba`, covers the released family:
+One backbone class, :class:`VMamba`, covers the released family in its two designs:
 
-* v2 (``tiny``, ``small``, ``base`` and the other released v2 sizes): a two-convolution
-  stem, strided-conv downsampling, and blocks of ``x + SS2D(LN(x))`` followed by
-  ``x + MLP(LN(x))``. SS2D is the paper's final form (no z-gate, depthwise conv without
-  bias, d_state 1).
-* v0 (``vanilla-*``): the first release, a 4x4 patchify stem, Swin patch merging,
+* the v2 design (``tiny``, ``small``, ``base`` and the other released sizes of that design): a
+  two-convolution stem, strided-conv downsampling, and blocks of ``x + SS2D(LN(x))`` followed by
+  ``x + MLP(LN(x))``. SS2D is the paper's final form (no z-gate, depthwise conv without bias,
+  d_state 1).
+* the vanilla design (``vanilla-*``, the first release): a 4x4 patchify stem, Swin patch merging,
   SS2D-only blocks whose output is gated by SiLU(z).
 
 Both run channels-last ``(B, H, W, C)`` from the stem to the stage outputs: LayerNorms and
 projections act on the last dim without permutes, convolutions see an NCHW view of the
 same memory (channels_last memory format, which cuDNN runs natively), and the fused
-``kernels.ss2d`` reads and writes that layout directly. Stage outputs are returned as NCHW
-views.
+``kernels.ss2d`` reads and writes that layout directly. Each stage output is normalised by its
+own LayerNorm and returned as a contiguous NCHW tensor, the layout mmdet's and mmseg's necks and
+mmcv's compiled ops index.
 
 The selective-scan core of SS2D lives in the standalone ``kernels`` package. Parameters
 use this package's own names; :mod:`vmamba_mm.converters` maps official checkpoints
@@ -252,7 +253,7 @@ class Mlp(nn.Module):
 
     While gradients are recorded, GELU and ``fc2`` run as one autograd Function that keeps
     only fc1's output for the backward and recomputes the GELU there (2 bytes per hidden
-    element less under AMP, 4 in fp32; docs/perf_notes.md, change 5). Without gradients,
+    element less under AMP, 4 in fp32; docs/performance.md, activation memory). Without gradients,
     and on devices other than CPU and CUDA, it is the plain composition.
     """
 
@@ -273,7 +274,7 @@ class Mlp(nn.Module):
 
 
 class VSSBlock(nn.Module):
-    """``x + DropPath(SS2D(LN(x)))``, then (v2 only) ``x + DropPath(MLP(LN(x)))``."""
+    """``x + DropPath(SS2D(LN(x)))``, then (v2 design only) ``x + DropPath(MLP(LN(x)))``."""
 
     mlp_ratio = 4.0
 
@@ -334,15 +335,17 @@ class VMamba(BaseModule):
     """VMamba backbone (mmpretrain / mmdet / mmseg).
 
     Args:
-        arch (str | dict): A name from :attr:`arch_zoo`, or a dict with keys ``dims`` (int
-            for the first stage, doubled per stage, or one int per stage), ``depths``,
-            ``ssm_ratio``, ``d_state`` and optionally ``drop_path_rate`` (default 0) and
-            ``vanilla`` (the v0 design, default False).
+        arch (str | dict): A name from :attr:`arch_zoo`, or a dict with the structure keys
+            ``dims`` (int for the first stage, doubled per stage, or one int per stage),
+            ``depths``, ``ssm_ratio``, ``d_state`` and optionally ``vanilla`` (the vanilla
+            design, default False). Training settings are not part of an arch.
         in_channels (int): Input channels. Defaults to 3.
         out_indices (Sequence[int]): Stages whose outputs are returned, each normalised by
             its own LayerNorm ``outnorm{i}``; -1 means the last stage. Defaults to all four.
-        drop_path_rate (float, optional): Stochastic depth rate, rising linearly over all
-            blocks; None takes the arch's value.
+        drop_path_rate (float): Stochastic depth rate, rising linearly from 0 at the first
+            block to this value at the last. Defaults to 0 (no stochastic depth), as in timm:
+            it belongs to a training recipe, and every config of this package sets its
+            recipe's rate.
         frozen_stages (int): Freeze the stem (0) and stages ``0..frozen_stages-1`` with their
             output norms; -1 freezes nothing.
         norm_eval (bool): Keep the normalisation layers in eval mode while training. VMamba's
@@ -358,31 +361,32 @@ class VMamba(BaseModule):
             loads them strictly (see :meth:`init_weights`).
     """
 
+    # Structure only: the released sizes as the official configs define them (`s1l8` = ssm_ratio 1,
+    # 8 blocks in stage 3). Recipes (drop path, weight decay) live in the configs.
     arch_zoo = {
-        # VMamba-T/S/B of the paper: [s1l8], [s2l15], [s2l15].
-        'tiny': dict(dims=96, depths=(2, 2, 8, 2), ssm_ratio=1.0, d_state=1, drop_path_rate=0.2),
-        'small': dict(dims=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1, drop_path_rate=0.3),
-        'base': dict(dims=128, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1, drop_path_rate=0.6),
-        # Other released v2 sizes.
-        'tiny-s2l5': dict(dims=96, depths=(2, 2, 5, 2), ssm_ratio=2.0, d_state=1, drop_path_rate=0.2),
-        'small-s1l20': dict(dims=96, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1, drop_path_rate=0.3),
-        'base-s1l20': dict(dims=128, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1, drop_path_rate=0.5),
-        # v0, the first release.
-        'vanilla-tiny':
-        dict(dims=96, depths=(2, 2, 9, 2), ssm_ratio=2.0, d_state=16, drop_path_rate=0.2, vanilla=True),
-        'vanilla-small':
-        dict(dims=96, depths=(2, 2, 27, 2), ssm_ratio=2.0, d_state=16, drop_path_rate=0.3, vanilla=True),
-        'vanilla-base':
-        dict(dims=128, depths=(2, 2, 27, 2), ssm_ratio=2.0, d_state=16, drop_path_rate=0.6, vanilla=True),
+        # VMamba-T/S/B of the paper: s1l8, s2l15, s2l15.
+        'tiny': dict(dims=96, depths=(2, 2, 8, 2), ssm_ratio=1.0, d_state=1),
+        'small': dict(dims=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1),
+        'base': dict(dims=128, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1),
+        # The other released sizes of the v2 design.
+        'tiny-s2l5': dict(dims=96, depths=(2, 2, 5, 2), ssm_ratio=2.0, d_state=1),
+        'small-s1l20': dict(dims=96, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1),
+        'base-s1l20': dict(dims=128, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1),
+        # The vanilla design.
+        'vanilla-tiny': dict(dims=96, depths=(2, 2, 9, 2), ssm_ratio=2.0, d_state=16, vanilla=True),
+        'vanilla-small': dict(dims=96, depths=(2, 2, 27, 2), ssm_ratio=2.0, d_state=16, vanilla=True),
+        'vanilla-base': dict(dims=128, depths=(2, 2, 27, 2), ssm_ratio=2.0, d_state=16, vanilla=True),
     }
     required_arch_keys = frozenset({'dims', 'depths', 'ssm_ratio', 'd_state'})
-    optional_arch_keys = frozenset({'drop_path_rate', 'vanilla'})
+    optional_arch_keys = frozenset({'vanilla'})
+    # Constructor arguments that are easily written into an arch dict by mistake.
+    _constructor_keys = frozenset({'drop_path_rate', 'out_indices', 'in_channels', 'with_cp', 'kernel_backend'})
 
     def __init__(self,
                  arch: ArchSpec = 'tiny',
                  in_channels: int = 3,
                  out_indices: Sequence[int] = (0, 1, 2, 3),
-                 drop_path_rate: Optional[float] = None,
+                 drop_path_rate: float = 0.0,
                  frozen_stages: int = -1,
                  norm_eval: bool = False,
                  with_cp: bool = False,
@@ -405,8 +409,8 @@ class VMamba(BaseModule):
         self.norm_eval = norm_eval
         self.with_cp = with_cp
         self.kernel_backend = kernel_backend
-        if drop_path_rate is None:
-            drop_path_rate = self.arch_settings.get('drop_path_rate', 0.0)
+        if not 0.0 <= drop_path_rate < 1.0:
+            raise ValueError(f'drop_path_rate={drop_path_rate}: expected a rate in [0, 1).')
 
         self.patch_embed = self.make_stem(in_channels, self.dims[0])
         # Computed on the CPU so the model can also be built on the meta device.
@@ -434,6 +438,7 @@ class VMamba(BaseModule):
 
     @classmethod
     def parse_arch(cls, arch: ArchSpec) -> dict:
+        """The structure settings of ``arch``: a copy of an :attr:`arch_zoo` entry, or the checked dict."""
         if isinstance(arch, str):
             if arch.lower() not in cls.arch_zoo:
                 raise ValueError(f'Unknown VMamba arch {arch!r}; choose one of {sorted(cls.arch_zoo)} '
@@ -441,6 +446,10 @@ class VMamba(BaseModule):
             return dict(cls.arch_zoo[arch.lower()])
         if not isinstance(arch, dict):
             raise TypeError(f'VMamba arch must be a name or a dict, got {type(arch).__name__}.')
+        misplaced = set(arch) & cls._constructor_keys
+        if misplaced:
+            raise ValueError(f'VMamba arch dict holds {sorted(misplaced)}: these are VMamba arguments, not arch '
+                             f'keys; set them beside arch (e.g. model.backbone.drop_path_rate).')
         missing = cls.required_arch_keys - set(arch)
         unknown = set(arch) - cls.required_arch_keys - cls.optional_arch_keys
         if missing or unknown:
@@ -469,7 +478,7 @@ class VMamba(BaseModule):
         return tuple(sorted(set(parsed)))
 
     def make_stem(self, in_channels: int, embed_dims: int) -> nn.Module:
-        """Stride-4 stem: a 4x4 patchify conv (v0) or two 3x3 stride-2 convs (v2).
+        """Stride-4 stem: a 4x4 patchify conv (vanilla) or two 3x3 stride-2 convs (v2 design).
 
         It takes NCHW images and returns channels-last features.
         """
@@ -490,7 +499,7 @@ class VMamba(BaseModule):
                 norm2=HalfSavingLayerNorm(embed_dims)))
 
     def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
-        """Halves the resolution: Swin patch merging (v0) or a 3x3 stride-2 conv + LN (v2)."""
+        """Halves the resolution: Swin patch merging (vanilla) or a 3x3 stride-2 conv + LN (v2 design)."""
         if self.vanilla:
             return PatchMerging(in_dims, out_dims)
         return nn.Sequential(
