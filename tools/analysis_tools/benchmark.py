@@ -145,7 +145,7 @@ def environment(device):
 
 
 def run(args):
-    from vmamba_mm.compat import compile_settings_for
+    from vmamba_mm.models import compile_settings_for
     device = torch.device(args.device)
     rows = []
     for spec in args.models:
@@ -264,7 +264,7 @@ def main(argv=None):
         torch.backends.cudnn.allow_tf32 = True
     env = environment(torch.device(args.device))
     if args.compile:
-        from vmamba_mm.compat.torch_compile import SETTINGS
+        from vmamba_mm.models.compile_settings import SETTINGS
         env['vmamba_compile_settings'] = SETTINGS
     if args.compare_backends:
         for spec in (spec for spec in args.models if spec.startswith('vmamba-')):
