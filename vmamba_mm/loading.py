@@ -114,12 +114,16 @@ def _mismatches(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
     return missing, unexpected, mismatched
 
 
+PARTIAL_LOAD_HINT = 'To load only the keys that fit, pass strict=False.'
+
+
 def load_state_dict_strictly(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor],
                              optional: str = NOTHING_OPTIONAL, strict: bool = True,
-                             unknown: Iterable[str] = ()) -> None:
+                             unknown: Iterable[str] = (), hint: str = PARTIAL_LOAD_HINT) -> None:
     """``load_state_dict`` that tolerates only missing keys matching ``optional`` and names every other
     missing, unexpected or mis-shaped key in one error, before loading anything. ``unknown`` are keys of
     the source that had no place even before this (an official file's keys without a vmamba_mm name).
+    ``hint`` ends the error: what the user can do about it where the load happens.
 
     ``strict=False`` is the explicit opt-out for partial loads: the keys that fit are loaded, the
     others are named in a warning and keep their values."""
@@ -128,8 +132,7 @@ def load_state_dict_strictly(module: torch.nn.Module, state_dict: Mapping[str, t
     if missing or unexpected or mismatched:
         problems = describe_mismatch(missing, unexpected, mismatched)
         if strict:
-            raise IncompatibleCheckpointError(f'Checkpoint does not fit {type(module).__name__}:\n  {problems}\n'
-                                              'To load only the keys that fit, pass strict=False.')
+            raise IncompatibleCheckpointError(f'Checkpoint does not fit {type(module).__name__}:\n  {problems}\n{hint}')
         from mmengine.logging import print_log
         print_log(f'Partial load (strict=False) into {type(module).__name__}; not loaded:\n  {problems}',
                   logger='current', level=logging.WARNING)
@@ -162,7 +165,8 @@ def load_weights(module: torch.nn.Module,
                  strict: bool = True,
                  optional: str = NOTHING_OPTIONAL,
                  ema: bool = False,
-                 name: Optional[str] = None) -> dict:
+                 name: Optional[str] = None,
+                 hint: str = PARTIAL_LOAD_HINT) -> dict:
     """Load a checkpoint's weights into ``module``, strictly; returns the checkpoint read.
 
     Args:
@@ -176,6 +180,7 @@ def load_weights(module: torch.nn.Module,
         optional: Regular expression of the module's keys that may be absent from the checkpoint.
         ema: For official files, the ``model_ema`` weights.
         name: How to call the checkpoint in messages (default: ``source`` when it is a path).
+        hint: The last line of an :class:`IncompatibleCheckpointError`: what to do about it.
     """
     if isinstance(source, str):
         name = name or source
@@ -187,7 +192,7 @@ def load_weights(module: torch.nn.Module,
     unknown = ()
     if task is not None and is_official_layout(state_dict):
         state_dict, unknown, _ = convert_official(state_dict, task)
-    load_state_dict_strictly(module, state_dict, optional=optional, strict=strict, unknown=unknown)
+    load_state_dict_strictly(module, state_dict, optional=optional, strict=strict, unknown=unknown, hint=hint)
     return checkpoint
 
 

@@ -28,6 +28,15 @@ def _last_line(result):
     return result.stderr.strip().splitlines()[-1]
 
 
+def _error(result):
+    """The error the tool ended with: from its `Type: message` line to the end, with no traceback before it."""
+    assert 'Traceback' not in result.stderr, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    start = max(index for index, line in enumerate(lines) if line.startswith(('IncompatibleCheckpointError:',
+                                                                                  'CheckpointError:')))
+    return '\n'.join(lines[start:])
+
+
 def _weights(project):
     return torch.load(project / 'work' / 'epoch_1.pth', weights_only=False)['state_dict']
 
@@ -72,9 +81,10 @@ def test_test_py_refuses_a_checkpoint_that_does_not_fit_before_evaluating(projec
     torch.save({'state_dict': make(_weights(project)), 'meta': {}}, checkpoint)
     result = run_python(REPO / 'tools' / 'test.py', DEMO, checkpoint, '--work-dir', tmp_path / 'test', cwd=project)
     assert result.returncode == 1
-    line = _last_line(result)
-    assert line.startswith('IncompatibleCheckpointError: Checkpoint does not fit ImageClassifier:'), line
-    assert fragment in result.stderr
+    error = _error(result)
+    assert error.startswith('IncompatibleCheckpointError: Checkpoint does not fit ImageClassifier:\n'), error
+    assert fragment in error
+    assert error.endswith("give the backbone init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.').")
     assert 'accuracy/top1' not in result.stdout
 
 
@@ -84,7 +94,10 @@ def test_a_model_level_pretrained_init_cfg_is_strict(project, tmp_path):
     result = run_python(REPO / 'tools' / 'train.py', DEMO, '--work-dir', tmp_path / 'run', *ONE_EPOCH,
                         'model.init_cfg.type=Pretrained', f'model.init_cfg.checkpoint={checkpoint}', cwd=project)
     assert result.returncode == 1
-    assert _last_line(result).startswith('IncompatibleCheckpointError: Checkpoint does not fit ImageClassifier:')
+    error = _error(result)
+    assert error.startswith('IncompatibleCheckpointError: Checkpoint does not fit ImageClassifier:\n'), error
+    assert 'backbone.stages.0.blocks.0.norm1.scale' in error
+    assert error.endswith('To load only the keys that fit, add strict=False to the init_cfg.')
     assert not list((tmp_path / 'run').glob('*.pth'))
 
 

@@ -58,6 +58,9 @@ class StrictRunner(Runner):
       (:mod:`vmamba_mm.models.compile_settings`) when the model has a VMamba backbone.
     """
 
+    WHOLE_MODEL_HINT = ("Use a checkpoint of this config's model; to start from another model's backbone, give the "
+                        "backbone init_cfg=dict(type='Pretrained', checkpoint=..., prefix='backbone.').")
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._forward_compiled = False
@@ -86,7 +89,7 @@ class StrictRunner(Runner):
                     f'to start a new run from its weights, pass --cfg-options load_from={filename} instead')
         checkpoint = self._as_mm_checkpoint(checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
-        load_weights(self._bare_model, checkpoint, strict=strict, name=filename)
+        load_weights(self._bare_model, checkpoint, strict=strict, name=filename, hint=self.WHOLE_MODEL_HINT)
         self._has_loaded = True
         self.logger.info(f'Load checkpoint from {filename}')
         return checkpoint
@@ -124,7 +127,8 @@ class StrictRunner(Runner):
             task = self._official_task() if module is model else None
             for init_cfg in loads:
                 load_weights(module, init_cfg['checkpoint'], task=task, prefix=init_cfg.get('prefix'),
-                             strict=init_cfg.get('strict', True))
+                             strict=init_cfg.get('strict', True),
+                             hint='To load only the keys that fit, add strict=False to the init_cfg.')
 
     # Compilation
 
