@@ -541,6 +541,9 @@ def benchmark_config(config, iterations=50, warmup=10, amp=False, compile=None, 
 
     cfg = launch.load_config(config, cfg_options)
     with contextlib.ExitStack() as stack:
+        # mmengine switches cuDNN autotuning on for configs that ask for it and never off: the next run in this
+        # process starts from torch's setting again.
+        stack.callback(setattr, torch.backends.cudnn, 'benchmark', torch.backends.cudnn.benchmark)
         if work_dir is None:
             work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix='benchmark_train_'))
         tag = 'official' if official is not None else 'vmamba_mm'
