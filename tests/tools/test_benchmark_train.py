@@ -45,7 +45,8 @@ train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
     'seg': f'''
 crop_size = (64, 64)
 model = dict(data_preprocessor=dict(size=crop_size), backbone=dict(arch={TINY_ARCH}),
-             decode_head=dict(in_channels=[8, 16, 32, 64], channels=16), auxiliary_head=dict(in_channels=32, channels=16))
+             decode_head=dict(in_channels=[8, 16, 32, 64], channels=16),
+             auxiliary_head=dict(in_channels=32, channels=16))
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),

@@ -2,8 +2,8 @@
 
     python tools/analysis_tools/benchmark_train.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py --official
     python tools/analysis_tools/benchmark_train.py configs/detection/mask-rcnn_vmamba-tiny_fpn_1x_coco.py --amp
-    python tools/analysis_tools/benchmark_train.py configs/segmentation/upernet_vmamba-tiny_8xb2-160k_ade20k-512x512.py \\
-        --iters 50 --warmup 10 --out seg.json
+    python tools/analysis_tools/benchmark_train.py \\
+        configs/segmentation/upernet_vmamba-tiny_8xb2-160k_ade20k-512x512.py --iters 50 --warmup 10 --out seg.json
 
 The config's optimizer wrapper, AMP, gradient clipping, EMA, schedules, hooks and logging run as configured; only
 the dataset is replaced by one of the same shape held in memory (ImageNet 224² through the recipe's augmentations and

@@ -19,7 +19,6 @@ import os
 import tempfile
 import time
 from collections import defaultdict
-from typing import Optional
 
 import torch
 
