@@ -11,6 +11,7 @@ import importlib
 import os
 import os.path as osp
 import pickle
+import shlex
 import sys
 import tempfile
 import threading
@@ -239,24 +240,52 @@ def run_tool(make_config, run):
     at the end and checkpoints loadable. A config's `compile` compiles the model's forward, under
     torch.compile's settings for VMamba where the model has a VMamba backbone (`compat.torch_compile`). A
     mistake in the config or command line (`user_errors`) and a run stopped by one of `run_errors` end the
-    process with their one-line message instead of a traceback."""
+    process with their one-line message instead of a traceback; so does Ctrl-C (`interrupted_message`), with
+    exit status 130 as a shell reports an interrupted command."""
     from .compat import compile_forward, compile_options_of, compile_settings_for, trusted_checkpoint_globals
 
+    cfg = None
     with process_group_closed():
         try:
-            cfg = make_config()
-            compile_options = compile_options_of(cfg)
-            runner = build_runner(cfg)
-        except user_errors() as error:
-            sys.exit(f'{type(error).__name__}: {error}')
-        if compile_options is not None:
-            runner.cfg.compile = None  # else mmengine compiles its train_step, optimizer step included
-            compile_forward(runner.model, compile_options)
-        try:
-            with trusted_checkpoint_globals(), compile_settings_for(runner.model):
-                run(runner)
-        except run_errors() as error:
-            sys.exit(f'{type(error).__name__}: {error}')
+            try:
+                cfg = make_config()
+                compile_options = compile_options_of(cfg)
+                runner = build_runner(cfg)
+            except user_errors() as error:
+                sys.exit(f'{type(error).__name__}: {error}')
+            if compile_options is not None:
+                runner.cfg.compile = None  # else mmengine compiles its train_step, optimizer step included
+                compile_forward(runner.model, compile_options)
+            try:
+                with trusted_checkpoint_globals(), compile_settings_for(runner.model):
+                    run(runner)
+            except run_errors() as error:
+                sys.exit(f'{type(error).__name__}: {error}')
+        except KeyboardInterrupt:
+            print(interrupted_message(cfg, sys.argv), file=sys.stderr)
+            sys.exit(130)
+
+
+def interrupted_message(cfg, argv):
+    """The line a tool ends with on Ctrl-C. tools/train.py (`argv` is its command line) names the work dir's
+    last complete checkpoint and the command that continues from it: the same command with `--resume`
+    (instead of any `--resume CKPT`), which picks that checkpoint."""
+    if cfg is None or osp.basename(argv[0]) != 'train.py':
+        return 'interrupted'
+    command, rest = [argv[0]], iter(argv[1:])
+    for arg in rest:
+        if arg == '--resume':
+            # argparse gives `--resume` the next argument as its CKPT unless that is an option
+            following = next(rest, None)
+            if following is not None and following.startswith('-'):
+                command.append(following)
+        elif not arg.startswith('--resume='):
+            command.append(arg)
+    resume = shlex.join(['python', *command, '--resume'])
+    checkpoint = latest_checkpoint(cfg['work_dir'])
+    if checkpoint is None:
+        return f'interrupted before the first checkpoint in {cfg["work_dir"]} was written; start again with: {resume}'
+    return f'interrupted; the last complete checkpoint is {checkpoint}; resume with: {resume}'
 
 
 def run_as_program(main):

@@ -1,10 +1,11 @@
 """mmengine extensions used by vmamba_mm's entry points."""
 from .cpu_dist import CPUDistributedDataParallel, LauncherEnvironmentError, setup_cpu_distributed
 from .hooks import AtomicCheckpointHook, CheckpointSaveError, NonFiniteLossError, NonFiniteLossHook
-from .loops import ResumableEpochBasedTrainLoop, ResumeError
+from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop, ResumeError
 from .optim_wrapper import CPUAutocastOptimWrapper
 
 __all__ = [
-    'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel', 'LauncherEnvironmentError',
-    'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop', 'ResumeError', 'setup_cpu_distributed'
+    'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel',
+    'LauncherEnvironmentError', 'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop',
+    'ResumableIterBasedTrainLoop', 'ResumeError', 'setup_cpu_distributed'
 ]
