@@ -40,9 +40,9 @@ def _train(work_dir, values=VALUES, hooks=(), **kwargs):
     return runner.model.w.detach()
 
 
-def _resumed(work_dir, checkpoint, **kwargs):
-    """A runner resuming from `work_dir`/`checkpoint`, trained to the end."""
-    runner = build_runner(work_dir, resume=True, load_from=str(work_dir / checkpoint), **kwargs)
+def _resumed(work_dir, saved, **kwargs):
+    """A runner resuming from the checkpoint `work_dir`/`saved`, trained to the end."""
+    runner = build_runner(work_dir, resume=True, load_from=str(work_dir / saved), **kwargs)
     with trusted_checkpoint_globals():
         runner.train()
     return runner
@@ -101,15 +101,15 @@ def test_an_unrecorded_run_resumes_exactly_with_a_warning(tmp_path, capsys):
 
 
 @pytest.mark.parametrize('train_cfg, exact', [(ITER_LOOP, True), (dict(type='IterBasedTrainLoop', max_iters=10), False)])
-@pytest.mark.parametrize('checkpoint', ['iter_4.pth', 'iter_6.pth'])  # the end of pass 1; pass 2, batch 2
-def test_iteration_loop_resumes_mid_pass_as_an_uninterrupted_run(tmp_path, train_cfg, exact, checkpoint):
+@pytest.mark.parametrize('saved', ['iter_4.pth', 'iter_6.pth'])  # the end of pass 1; pass 2, batch 2
+def test_iteration_loop_resumes_mid_pass_as_an_uninterrupted_run(tmp_path, train_cfg, exact, saved):
     common = dict(losses=VALUES, checkpoint=EVERY_2_STEPS, noisy=True, shuffle=True, randomness=dict(seed=1))
     straight = build_runner(tmp_path / 'straight', custom_hooks=[], train_cfg=ITER_LOOP, **common)
     straight.train()
     with pytest.raises(Interrupt):
         build_runner(tmp_path / 'split', custom_hooks=[InterruptAfter(7)], train_cfg=train_cfg, **common).train()
 
-    resumed = _resumed(tmp_path / 'split', checkpoint, train_cfg=train_cfg, **common)
+    resumed = _resumed(tmp_path / 'split', saved, train_cfg=train_cfg, **common)
     assert resumed.iter == 10
     if exact:
         torch.testing.assert_close(resumed.model.w.detach(), straight.model.w.detach(), rtol=0, atol=0)
