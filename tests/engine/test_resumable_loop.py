@@ -102,8 +102,11 @@ def test_an_unrecorded_run_resumes_exactly_with_a_warning(tmp_path, capsys):
 
 @pytest.mark.parametrize('train_cfg, exact', [(ITER_LOOP, True), (dict(type='IterBasedTrainLoop', max_iters=10), False)])
 @pytest.mark.parametrize('saved', ['iter_4.pth', 'iter_6.pth'])  # the end of pass 1; pass 2, batch 2
-def test_iteration_loop_resumes_mid_pass_as_an_uninterrupted_run(tmp_path, train_cfg, exact, saved):
-    common = dict(losses=VALUES, checkpoint=EVERY_2_STEPS, noisy=True, shuffle=True, randomness=dict(seed=1))
+# InfiniteSampler (mmseg's) makes one endless pass, drawing a new permutation after every 4 steps.
+@pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
+def test_iteration_loop_resumes_mid_pass_as_an_uninterrupted_run(tmp_path, train_cfg, exact, saved, sampler):
+    common = dict(losses=VALUES, checkpoint=EVERY_2_STEPS, noisy=True, shuffle=True, randomness=dict(seed=1),
+                  sampler=sampler)
     straight = build_runner(tmp_path / 'straight', custom_hooks=[], train_cfg=ITER_LOOP, **common)
     straight.train()
     with pytest.raises(Interrupt):

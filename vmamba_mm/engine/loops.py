@@ -22,6 +22,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from mmengine.dataset import InfiniteSampler
 from mmengine.dist import get_world_size
 from mmengine.logging import print_log
 from mmengine.registry import LOOPS
@@ -77,6 +78,13 @@ def set_sampler_epoch(dataloader, epoch):
         dataloader.sampler.set_epoch(epoch)
     elif hasattr(getattr(dataloader.batch_sampler, 'sampler', None), 'set_epoch'):
         dataloader.batch_sampler.sampler.set_epoch(epoch)
+
+
+def is_endless(dataloader):
+    """Whether the data loader reads one endless pass: mmengine's `InfiniteSampler` (mmseg's ADE20K configs use
+    it) draws a new permutation whenever one ends, and `set_epoch` does not restart it."""
+    sampler = getattr(dataloader.batch_sampler, 'sampler', None) or dataloader.sampler
+    return isinstance(sampler, InfiniteSampler)
 
 
 def batch_size_of(dataloader):
@@ -172,7 +180,7 @@ class ResumableLoopMixin:
         continues with the random states of the last step (`last_rng`)."""
         self._pass, self._batch = epoch, done
         set_sampler_epoch(self.dataloader, epoch)
-        if done and done == len(self.dataloader):  # the checkpoint was written after the pass's last step
+        if done and done == self._pass_length():  # the checkpoint was written after the pass's last step
             if last_rng is not None:
                 restore_rng_state(last_rng)
             return iter(())
@@ -187,6 +195,10 @@ class ResumableLoopMixin:
         if done and last_rng is not None:
             restore_rng_state(last_rng)
         return batches
+
+    def _pass_length(self):
+        """Batches per pass over the data; None for an endless pass."""
+        return None if is_endless(self.dataloader) else len(self.dataloader)
 
     def _record_step(self):
         """After a training step, before the after_train_iter hooks: a checkpoint they write continues from here."""
@@ -204,7 +216,7 @@ class ResumableLoopMixin:
         if last_step is None:
             return self._unrecorded_position()
         epoch, done = self._position(last_step)
-        if done > len(self.dataloader):
+        if done > (self._pass_length() or done):
             raise ResumeError(
                 f'the checkpoint was written after batch {done} of epoch {epoch + 1}, but the data loader '
                 f'now has {len(self.dataloader)} batches per epoch: resume with the dataset and batch size '
@@ -302,8 +314,10 @@ class ResumableIterBasedTrainLoop(ResumableLoopMixin, IterBasedTrainLoop):
     Use it as ``train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=..., val_interval=...)``.
     The data loader is read pass after pass (each reshuffled by its sampler's epoch, as mmengine's loop
     does); a resumed run loads again only the batches of the current pass that were already trained,
-    where mmengine's loop loads every batch since the start of training. Validation, workers and several
-    processes behave as in :class:`ResumableEpochBasedTrainLoop`.
+    where mmengine's loop loads every batch since the start of training. With mmengine's `InfiniteSampler`
+    the data loader makes one endless pass, so a resumed run loads every batch trained so far again, as
+    mmengine's loop does (with ``sampler=dict(type='DefaultSampler', shuffle=True)`` it need not).
+    Validation, workers and several processes behave as in :class:`ResumableEpochBasedTrainLoop`.
     """
 
     def __init__(self, *args, **kwargs):
@@ -349,7 +363,8 @@ class ResumableIterBasedTrainLoop(ResumableLoopMixin, IterBasedTrainLoop):
         return last_step['epoch'], last_step['batch']
 
     def _unrecorded_position(self):
-        epoch, done = divmod(self._iter, len(self.dataloader))
+        length = self._pass_length()
+        epoch, done = divmod(self._iter, length) if length else (0, self._iter)
         print_log(
             f'ResumableIterBasedTrainLoop: the checkpoint holds no data-loader position or random state (written '
             f'by another train loop); training continues at batch {done + 1} of pass {epoch + 1} over the data, '
