@@ -100,7 +100,7 @@ def test_an_unrecorded_run_resumes_exactly_with_a_warning(tmp_path, capsys):
            'that they are unchanged' in logged.out + logged.err
 
 
-@pytest.mark.parametrize('train_cfg, exact', [(ITER_LOOP, True), (dict(type='IterBasedTrainLoop', max_iters=10), False)])
+@pytest.mark.parametrize('train_cfg, exact', [(ITER_LOOP, True), (dict(ITER_LOOP, type='IterBasedTrainLoop'), False)])
 @pytest.mark.parametrize('saved', ['iter_4.pth', 'iter_6.pth'])  # the end of pass 1; pass 2, batch 2
 # InfiniteSampler (mmseg's) makes one endless pass, drawing a new permutation after every 4 steps.
 @pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
