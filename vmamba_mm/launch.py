@@ -11,6 +11,7 @@ import difflib
 import importlib
 import os
 import os.path as osp
+import shlex
 import sys
 import tempfile
 import threading
@@ -199,18 +200,46 @@ def process_group_closed():
 def run_tool(make_config, run):
     """A tool's run: the Runner built from `make_config()`, then `run(runner)`, with the process group closed
     at the end. A mistake in the config or command line (`USER_ERRORS`) and a run stopped by one of
-    `RUN_ERRORS` end the process with their one-line message instead of a traceback."""
+    `RUN_ERRORS` end the process with their one-line message instead of a traceback; so does Ctrl-C
+    (`interrupted_message`), with exit status 130 as a shell reports an interrupted command."""
+    cfg = None
     with process_group_closed():
         try:
-            cfg = make_config()
-            compile_options_of(cfg)  # a bad `compile` value is named now, not when training starts
-            runner = build_runner(cfg)
-        except USER_ERRORS as error:
-            sys.exit(f'{type(error).__name__}: {error}')
-        try:
-            run(runner)
-        except RUN_ERRORS as error:
-            sys.exit(f'{type(error).__name__}: {error}')
+            try:
+                cfg = make_config()
+                compile_options_of(cfg)  # a bad `compile` value is named now, not when training starts
+                runner = build_runner(cfg)
+            except USER_ERRORS as error:
+                sys.exit(f'{type(error).__name__}: {error}')
+            try:
+                run(runner)
+            except RUN_ERRORS as error:
+                sys.exit(f'{type(error).__name__}: {error}')
+        except KeyboardInterrupt:
+            print(interrupted_message(cfg, sys.argv), file=sys.stderr)
+            sys.exit(130)
+
+
+def interrupted_message(cfg, argv):
+    """The line a tool ends with on Ctrl-C. tools/train.py (`argv` is its command line) names the work dir's
+    last complete checkpoint and the command that continues from it: the same command with `--resume`
+    (instead of any `--resume CKPT`), which picks that checkpoint."""
+    if cfg is None or osp.basename(argv[0]) != 'train.py':
+        return 'interrupted'
+    command, rest = [argv[0]], iter(argv[1:])
+    for arg in rest:
+        if arg == '--resume':
+            # argparse gives `--resume` the next argument as its CKPT unless that is an option
+            following = next(rest, None)
+            if following is not None and following.startswith('-'):
+                command.append(following)
+        elif not arg.startswith('--resume='):
+            command.append(arg)
+    resume = shlex.join(['python', *command, '--resume'])
+    checkpoint = latest_checkpoint(cfg['work_dir'])
+    if checkpoint is None:
+        return f'interrupted before the first checkpoint in {cfg["work_dir"]} was written; start again with: {resume}'
+    return f'interrupted; the last complete checkpoint is {checkpoint}; resume with: {resume}'
 
 
 def run_as_program(main):

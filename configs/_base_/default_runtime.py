@@ -1,4 +1,8 @@
 # Runtime settings shared by classification, detection and segmentation.
+# vmamba_mm registers VMamba, its engine parts and StrictRunner (mmengine's Runner whose checkpoint loads are
+# strict and never execute a checkpoint's contents) when a tool imports the config, upstream tools included.
+custom_imports = dict(imports=['vmamba_mm'], allow_failed_imports=False)
+runner_type = 'StrictRunner'
 # Only hooks registered in mmengine's root registry appear here (mmengine's own and vmamba_mm.engine's),
 # so every task (mmpretrain / mmdet / mmseg scope) can inherit this file; each task's runtime file adds
 # its default_scope and visualizer.

@@ -2,5 +2,5 @@ _base_ = [
     '../_base_/models/mask-rcnn_vmamba-small_fpn.py',
     '../_base_/datasets/coco_instance_ms-crop.py',
     '../_base_/schedules/mask-rcnn_adamw_3x.py',
-    'mmdet::_base_/default_runtime.py',
+    '../_base_/default_runtime_det.py',
 ]

@@ -9,7 +9,7 @@ _base_ = [
     '../_base_/models/upernet_vmamba-tiny.py',
     '../_base_/datasets/ade20k.py',
     '../_base_/schedules/upernet_adamw_160k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime_seg.py',
 ]
 
 data_root = 'data/shapes_ade'

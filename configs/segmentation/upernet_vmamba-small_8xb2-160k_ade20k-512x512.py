@@ -2,7 +2,7 @@ _base_ = [
     '../_base_/models/upernet_vmamba-small.py',
     '../_base_/datasets/ade20k.py',
     '../_base_/schedules/upernet_adamw_160k.py',
-    'mmseg::_base_/default_runtime.py',
+    '../_base_/default_runtime_seg.py',
 ]
 crop_size = (512, 512)
 model = dict(data_preprocessor=dict(size=crop_size))

@@ -73,7 +73,7 @@ def test_recipe_is_the_official_one(size):
         'norm': dict(decay_mult=0.), 'patch_embed.norm': dict(decay_mult=1.), 'downsample.norm': dict(decay_mult=1.)})
     assert cfg.train_dataloader.batch_size == 2
     assert (cfg.train_cfg.type, cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (
-        'IterBasedTrainLoop', 160000, 16000)
+        'ResumableIterBasedTrainLoop', 160000, 16000)
     assert (cfg.default_hooks.checkpoint.interval, cfg.default_hooks.checkpoint.by_epoch) == (16000, False)
 
     data_root = 'data/ade/ADEChallengeData2016'

@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests: a digits project and running vmamba_mm's tools as a user does."""
+"""Fixtures of the reliability tests: the demo data sets and running vmamba_mm's tools as a user does."""
 import pytest
 
 from reliability_runner import REPO, run_python
@@ -11,6 +11,18 @@ def digits_root(tmp_path_factory):
     result = run_python(REPO / 'tools' / 'dataset_converters' / 'make_digits_demo.py', '--out', root, cwd=REPO)
     assert result.returncode == 0, result.stderr
     return root
+
+
+@pytest.fixture(scope='session')
+def shapes_project(tmp_path_factory):
+    """A project folder holding both shapes demo data sets where the demo configs look for them (data/shapes_coco,
+    data/shapes_ade), 12 training and 4 held-out images each (written once per session)."""
+    project = tmp_path_factory.mktemp('shapes_project')
+    for layout in ('coco', 'ade'):
+        result = run_python(REPO / 'tools' / 'dataset_converters' / 'make_shapes_demo.py', layout, '--num-train', 12,
+                            '--num-val', 4, cwd=project)
+        assert result.returncode == 0, result.stderr
+    return project
 
 
 @pytest.fixture

@@ -9,12 +9,17 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
-def run_python(*args, cwd, timeout=600):
-    """`python args...` in `cwd` with the repository and this folder (test-only hooks) importable."""
+def tool_env():
+    """The environment of a tool's process: the repository and this folder (test-only hooks) importable."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), str(HERE),
                                                                      os.environ.get('PYTHONPATH')])))
     env.setdefault('OMP_NUM_THREADS', '1')  # several threads per process only oversubscribe small CPUs
-    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True,
+    return env
+
+
+def run_python(*args, cwd, timeout=600):
+    """`python args...` in `cwd`, in `tool_env()`."""
+    return subprocess.run([sys.executable, *map(str, args)], cwd=cwd, env=tool_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 

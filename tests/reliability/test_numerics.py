@@ -1,14 +1,16 @@
-"""Numerics of real training runs: a diverging run stops with a clear error; float16 and bfloat16
-autocast train the digits demo without a NaN (VMamba's scan keeps its state in float32)."""
+"""Numerics of real training runs: a diverging run stops with a clear error (classification and Mask R-CNN);
+float16 and bfloat16 autocast train the digits demo without a NaN (VMamba's scan keeps its state in float32)."""
 import json
 import math
 import re
 import textwrap
 
 import pytest
+import torch
 from reliability_runner import REPO, run_train
 
 DEMO = REPO / 'configs' / 'classification' / 'vmamba-demo_digits.py'
+DETECTION_DEMO = REPO / 'configs' / 'detection' / 'mask-rcnn_vmamba-demo_shapes.py'
 
 # One epoch of 256 digits in batches of 32, every loss logged, and NonFiniteLossHook on.
 SHORT_RUN = '''
@@ -46,6 +48,32 @@ def test_a_diverging_run_stops_with_the_iteration_and_the_last_finite_loss(tmp_p
     assert abs(float(reported[1]) - _train_losses(tmp_path / 'run')[0]) < 1e-4  # the log keeps 4 decimals
     assert 'optim_wrapper.dtype=bfloat16' in result.stderr
     assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+@pytest.mark.slow
+def test_mask_rcnn_with_a_huge_learning_rate_stops_at_the_first_non_finite_loss(tmp_path, shapes_project):
+    """The detection runtime has the non-finite-loss stop: without it this run trains to the end on NaN weights."""
+    config = tmp_path / 'diverging.py'
+    config.write_text(textwrap.dedent(f'''
+        _base_ = ['{DETECTION_DEMO}']
+        train_dataloader = dict(batch_size=2)
+        train_cfg = dict(max_epochs=1)
+        optim_wrapper = dict(optimizer=dict(lr=1e12))
+        default_hooks = dict(logger=dict(interval=1), checkpoint=dict(by_epoch=False, interval=1))
+        '''))
+    result = run_train(config, '--work-dir', tmp_path / 'run', cwd=shapes_project)
+    assert result.returncode == 1, result.stderr[-3000:]
+    reported = re.fullmatch(r'NonFiniteLossError: loss is \S+ at iteration (\d+) \(epoch 1\); the last finite loss was '
+                            r'\S+ at iteration (\d+)\. Training stopped before this step changed the weights\..*',
+                            result.stderr.strip().splitlines()[-1])
+    assert reported, result.stderr[-3000:]
+    stopped_at, last_finite = int(reported[1]), int(reported[2])
+    assert 1 < stopped_at < 6 and last_finite == stopped_at - 1
+    # Every checkpoint holds finite weights: the one of the last finite step is the last one written.
+    assert (tmp_path / 'run' / 'last_checkpoint').read_text() == str(tmp_path / 'run' / f'iter_{last_finite}.pth')
+    for path in (tmp_path / 'run').glob('iter_*.pth'):
+        weights = torch.load(path, map_location='cpu', weights_only=False)['state_dict']
+        assert all(torch.isfinite(value).all() for value in weights.values() if value.is_floating_point()), path
 
 
 @pytest.mark.slow

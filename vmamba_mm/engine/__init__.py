@@ -1,12 +1,12 @@
 """mmengine extensions used by vmamba_mm's entry points."""
 from .cpu_dist import CPUDistributedDataParallel, LauncherEnvironmentError, setup_cpu_distributed
 from .hooks import AtomicCheckpointHook, CheckpointSaveError, NonFiniteLossError, NonFiniteLossHook
-from .loops import ResumableEpochBasedTrainLoop, ResumeError
+from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop, ResumeError
 from .optim_wrapper import CPUAutocastOptimWrapper
 from .runner import StrictRunner, compile_options_of
 
 __all__ = [
     'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel',
     'LauncherEnvironmentError', 'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop',
-    'ResumeError', 'StrictRunner', 'compile_options_of', 'setup_cpu_distributed'
+    'ResumableIterBasedTrainLoop', 'ResumeError', 'StrictRunner', 'compile_options_of', 'setup_cpu_distributed'
 ]

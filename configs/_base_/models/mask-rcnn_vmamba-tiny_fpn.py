@@ -3,8 +3,6 @@
 # its key layout while loading); the detector's heads start from mmdet's default init.
 _base_ = 'mmdet::_base_/models/mask-rcnn_r50_fpn.py'
 
-custom_imports = dict(imports=['vmamba_mm'], allow_failed_imports=False)
-
 model = dict(
     backbone=dict(
         _delete_=True,

@@ -1,7 +1,6 @@
 # UperNet (PPM + FPN decode head, FCN auxiliary head on stage 3) on an ImageNet-pretrained
 # VMamba-T, for the 150 classes of ADE20K. The backbone loads the official classification
 # checkpoint as released (vmamba_mm converts its key layout while loading).
-custom_imports = dict(imports=['vmamba_mm'], allow_failed_imports=False)
 
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(

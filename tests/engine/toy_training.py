@@ -1,12 +1,15 @@
-"""A tiny mmengine training run (one weight vector, a scripted loss per step) for tests of hooks.
+"""A tiny mmengine training run (one weight vector, a scripted loss per step) for tests of hooks and loops.
 
 Also a script: ``python toy_training.py WORK_DIR HOOK_TYPE KILL_AT_SAVE`` trains 3 steps with a checkpoint
-every step (max_keep_ckpts=1) and SIGKILLs itself half-way through writing checkpoint number KILL_AT_SAVE.
+every step (max_keep_ckpts=1) and SIGKILLs itself half-way through writing checkpoint number KILL_AT_SAVE
+(`run_killed_during_save` runs it).
 """
 import os
 import signal
+import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,14 +38,16 @@ class ScriptedLoss(BaseModel):
 
 
 def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max_epochs=1, noisy=False,
-                 train_cfg=None, **kwargs):
-    """A Runner stepping once per entry of `losses` (in order) per epoch."""
+                 train_cfg=None, shuffle=False, batch_size=1, param_scheduler=None, sampler='DefaultSampler', **kwargs):
+    """A Runner stepping once per `batch_size` entries of `losses` (in order, unless `shuffle`) per epoch.
+
+    `param_scheduler` is also put in the runner's config, as `Runner.from_cfg` (which the tools use) does."""
     return Runner(
         model=ScriptedLoss(noisy=noisy),
         work_dir=str(work_dir),
         experiment_name=f'toy_{uuid.uuid4().hex}',
         train_dataloader=dict(dataset=[dict(inputs=torch.tensor(float(value))) for value in losses],
-                              sampler=dict(type='DefaultSampler', shuffle=False), batch_size=1,
+                              sampler=dict(type=sampler, shuffle=shuffle), batch_size=batch_size,
                               collate_fn=dict(type='default_collate'), num_workers=0),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
         train_cfg=train_cfg or dict(by_epoch=True, max_epochs=max_epochs),
@@ -51,6 +56,8 @@ def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max
         default_scope='mmengine',
         log_level='WARNING',
         env_cfg=dict(dist_cfg=dict(backend='gloo')),
+        param_scheduler=param_scheduler,
+        cfg=dict(param_scheduler=param_scheduler),
         **kwargs,
     )
 
@@ -71,6 +78,14 @@ def _kill_half_way_through_save(number):
         os.kill(os.getpid(), signal.SIGKILL)
 
     LocalBackend.put = put_then_die
+
+
+def run_killed_during_save(work_dir, hook_type, kill_at_save):
+    """This file as a script (see the module's docstring) in a process of its own; returns the CompletedProcess."""
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(repo), os.environ.get('PYTHONPATH')])))
+    return subprocess.run([sys.executable, __file__, str(work_dir), hook_type, str(kill_at_save)], cwd=work_dir,
+                          env=env, capture_output=True, text=True, timeout=300)
 
 
 if __name__ == '__main__':
