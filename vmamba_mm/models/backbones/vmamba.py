@@ -31,7 +31,7 @@ from mmengine.model import BaseModule
 from torchvision.ops import StochasticDepth
 
 import kernels
-from kernels.dispatch import BACKENDS
+from kernels import BACKENDS
 
 ArchSpec = Union[str, dict]
 
