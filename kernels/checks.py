@@ -1,4 +1,9 @@
-"""Input validation for the public ops: wrong shapes fail here, by name, not deep in a kernel."""
+"""Input validation for the public ops: wrong shapes fail here, by name, not deep in a kernel.
+
+The public functions in ``ops.py`` call these once per call; nothing behind them validates again. Zero-size
+batches, maps, sequences and channel counts are valid (the ops return empty or zero results); a state size
+N of zero is not, since a scan without state has nothing to carry.
+"""
 import torch
 
 
@@ -27,6 +32,11 @@ def _check_same_device(op, **tensors):
         raise ValueError(f'{op}: all tensors must be on one device, got {listing}')
 
 
+def _check_has_state(op, A):
+    if A.shape[1] == 0:
+        raise ValueError(f'{op}: A must have a state size N >= 1 (its second dim), got {tuple(A.shape)}')
+
+
 def _image_layout(channels_last):
     return '(B, H, W, D)' if channels_last else '(B, D, H, W)'
 
@@ -37,8 +47,8 @@ def check_cross_scan(x, channels_last):
 
 def check_cross_merge(y, height, width):
     _check_tensor('cross_merge', 'y', y, 4, '(B, 4, D, height * width)')
-    if height < 1 or width < 1:
-        raise ValueError(f'cross_merge: height and width must be positive, got {height}x{width}')
+    if height < 0 or width < 0:
+        raise ValueError(f'cross_merge: height and width must be non-negative, got {height}x{width}')
     if y.shape[1] != 4 or y.shape[3] != height * width:
         raise _shape_error('cross_merge', 'y', f'(B, 4, D, height * width = {height * width})', y)
 
@@ -52,6 +62,7 @@ def check_selective_scan(u, delta, A, B, C, D, delta_bias):
     _check_tensor(op, 'A', A, 2, '(K * D, N)')
     if A.shape[0] != channels:
         raise _shape_error(op, 'A', f'(K * D = {channels}, N)', A)
+    _check_has_state(op, A)
     state = A.shape[1]
     _check_tensor(op, 'B', B, 4, '(batch, K, N, L)')
     groups = B.shape[1]
@@ -77,6 +88,7 @@ def check_ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_la
     _check_tensor(op, 'A', A, 2, f'(4 * D = {4 * channels}, N)')
     if A.shape[0] != 4 * channels:
         raise _shape_error(op, 'A', f'(4 * D = {4 * channels}, N)', A)
+    _check_has_state(op, A)
     state = A.shape[1]
     _check_tensor(op, 'x_proj_weight', x_proj_weight, 3, '(4, R + 2N, D)')
     _check_shape(op, 'x_proj_weight', x_proj_weight, (4, rank + 2 * state, channels), '(4, R + 2N, D)')

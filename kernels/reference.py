@@ -1,11 +1,13 @@
-"""Vectorized torch implementation of the SS2D primitives: the ``torch`` backend.
+"""Vectorized torch implementation of the SS2D ops, forward and backward: the ``torch`` backend.
 
 It runs on any device and in float64, so the tests use it as the oracle for the
-Triton kernels. The selective scan is a chunked parallel scan (a few doubling
-steps per chunk plus a scan over chunk carries), never a Python loop over the
-sequence, so it stays usable as a fallback for long sequences on a GPU.
+Triton kernels, and ONNX export traces it in place of the custom ops
+(``kernels.reference_decompositions``). The selective scan is a chunked parallel
+scan (a few doubling steps per chunk plus a scan over chunk carries), never a
+Python loop over the sequence, so it stays usable as a fallback for long
+sequences on a GPU. ``ss2d`` is the composition of the other ops.
 
-Shapes (see ``kernels/__init__.py`` for the full contract)::
+Shapes (see ``kernels/README.md`` for the full contract)::
 
     u, delta       (batch, K * D, L)
     A              (K * D, N)
@@ -153,3 +155,48 @@ def selective_scan_backward(grad_out, u, delta, A, B, C, D=None, delta_bias=None
     return (du.to(u.dtype), ddelta.to(delta.dtype), dA.to(A.dtype), dB.to(B.dtype), dC.to(C.dtype),
             dD.to(A.dtype if D is None else D.dtype),
             ddelta_bias.to(A.dtype if delta_bias is None else delta_bias.dtype))
+
+
+def _image_size(x, channels_last):
+    return (x.shape[1], x.shape[2]) if channels_last else (x.shape[2], x.shape[3])
+
+
+def _project(x, x_proj_weight, dt_proj_weight, channels_last):
+    """Scan x and apply the per-direction projections; returns (xs, dts, B, C, delta), each (B, 4, ., L)."""
+    rank = dt_proj_weight.shape[2]
+    state = (x_proj_weight.shape[1] - rank) // 2
+    xs = cross_scan(x, channels_last)
+    dtype = torch.promote_types(x.dtype, x_proj_weight.dtype)
+    x_dbl = torch.einsum('kcd,bkdl->bkcl', x_proj_weight.to(dtype), xs.to(dtype))
+    dts, B, C = x_dbl.split([rank, state, state], dim=2)
+    delta = torch.einsum('kdr,bkrl->bkdl', dt_proj_weight.to(dtype), dts)
+    return xs, dts, B.contiguous(), C.contiguous(), delta
+
+
+def ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last=False, out_fp32=True):
+    """cross_scan, per-direction projections, selective_scan (softplus, delta_bias = dt_proj_bias), cross_merge."""
+    height, width = _image_size(x, channels_last)
+    xs, _, B, C, delta = _project(x, x_proj_weight, dt_proj_weight, channels_last)
+    y = selective_scan(xs.flatten(1, 2), delta.flatten(1, 2), A, B, C, D, dt_proj_bias.flatten(), True, out_fp32)
+    return cross_merge(y.unflatten(1, (4, xs.shape[2])), height, width, channels_last)
+
+
+def ss2d_backward(grad_out, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last=False):
+    """Gradients of :func:`ss2d`, recomputing its forward: (dx, dx_proj_weight, ddt_proj_weight, ddt_proj_bias,
+    dA, dD)."""
+    height, width = _image_size(x, channels_last)
+    xs, dts, B, C, delta = _project(x, x_proj_weight, dt_proj_weight, channels_last)
+    channels = xs.shape[2]
+    grad_y = cross_scan(grad_out, channels_last)  # cross_scan is cross_merge's adjoint
+    du, ddelta, dA, dB, dC, dD, ddt_bias = selective_scan_backward(
+        grad_y.flatten(1, 2), xs.flatten(1, 2), delta.flatten(1, 2), A, B, C, D, dt_proj_bias.flatten(), True)
+    ddelta = ddelta.unflatten(1, (4, channels))
+    ddts = torch.einsum('kdr,bkdl->bkrl', dt_proj_weight.to(ddelta.dtype), ddelta)
+    ddt_proj_weight = torch.einsum('bkdl,bkrl->kdr', ddelta, dts.to(ddelta.dtype))
+    dx_dbl = torch.cat([ddts, dB.to(ddts.dtype), dC.to(ddts.dtype)], dim=2)
+    dx_proj_weight = torch.einsum('bkcl,bkdl->kcd', dx_dbl, xs.to(dx_dbl.dtype))
+    dxs = du.unflatten(1, (4, channels)).to(dx_dbl.dtype) + torch.einsum(
+        'kcd,bkcl->bkdl', x_proj_weight.to(dx_dbl.dtype), dx_dbl)
+    dx = cross_merge(dxs, height, width, channels_last)
+    return (dx.to(x.dtype), dx_proj_weight.to(x_proj_weight.dtype), ddt_proj_weight.to(dt_proj_weight.dtype),
+            ddt_bias.view_as(dt_proj_bias).to(dt_proj_bias.dtype), dA, dD)

@@ -3,11 +3,14 @@
 A program owns a (channels x rows x cols) tile of the map and touches the four
 scan orders of exactly those positions, so the map is read (or written) once.
 Arbitrary input/output strides cover both the (B, D, H, W) and the
-channels-last (B, H, W, D) layout without a transposing copy.
+channels-last (B, H, W, D) layout without a transposing copy. A zero-size map
+gives an empty grid, which launches nothing: its output is empty too.
 """
 import torch
 import triton
 import triton.language as tl
+
+from .triton_common import launchable
 
 BLOCK_D, BLOCK_H, BLOCK_W = 16, 8, 16
 
@@ -64,9 +67,10 @@ def _strides_bdhw(t, channels_last):
 def cross_scan(x, channels_last=False):
     batch, channels, height, width = (x.shape[0], x.shape[3], x.shape[1], x.shape[2]) if channels_last else x.shape
     out = torch.empty(batch, 4, channels, height * width, device=x.device, dtype=x.dtype)
-    _cross_scan_kernel[_grid(batch, channels, height, width)](
-        x, out, channels, height, width, *_strides_bdhw(x, channels_last),
-        BLOCK_D=BLOCK_D, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
+    grid = _grid(batch, channels, height, width)
+    if launchable(grid):
+        _cross_scan_kernel[grid](x, out, channels, height, width, *_strides_bdhw(x, channels_last),
+                                 BLOCK_D=BLOCK_D, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
     return out
 
 
@@ -74,7 +78,8 @@ def cross_merge(y, height, width, channels_last=False):
     batch, _, channels, _ = y.shape
     shape = (batch, height, width, channels) if channels_last else (batch, channels, height, width)
     out = torch.empty(shape, device=y.device, dtype=y.dtype)
-    _cross_merge_kernel[_grid(batch, channels, height, width)](
-        y.contiguous(), out, channels, height, width, *_strides_bdhw(out, channels_last),
-        BLOCK_D=BLOCK_D, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
+    grid = _grid(batch, channels, height, width)
+    if launchable(grid):
+        _cross_merge_kernel[grid](y.contiguous(), out, channels, height, width, *_strides_bdhw(out, channels_last),
+                                  BLOCK_D=BLOCK_D, BLOCK_H=BLOCK_H, BLOCK_W=BLOCK_W)
     return out

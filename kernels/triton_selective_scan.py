@@ -1,4 +1,4 @@
-"""Selective scan in Triton, forward and backward (the unfused triton backend).
+"""Selective scan in Triton, forward and backward: the triton backend of ``kernels.selective_scan``.
 
 One program owns (batch, group k, block of channels of that group) and walks
 the sequence in chunks of ``BLOCK_T`` positions. Inside a chunk the recurrence
@@ -17,6 +17,8 @@ import torch
 import triton
 import triton.language as tl
 
+from .triton_common import adjoint_combine, affine_combine, softplus_and_sigmoid
+
 # Positions per chunk, and the largest (channels x states x positions) tile a
 # program keeps live; tests lower both to get several chunks and channel blocks
 # on tiny shapes.
@@ -25,51 +27,25 @@ TILE_ELEMENTS = 4096
 
 
 @triton.jit
-def _affine_combine(decay_a, value_a, decay_b, value_b):
-    """Compose h -> decay_a h + value_a, then h -> decay_b h + value_b (a comes first in time)."""
-    return decay_a * decay_b, decay_b * value_a + value_b
-
-
-@triton.jit
-def _adjoint_combine(mult_late, add_late, first_decay_late, mult_early, add_early, first_decay_early):
-    """Compose segments of the adjoint recurrence g_t = c_t + a_{t+1} g_{t+1}, scanned from the end.
-
-    A segment [s, e] maps the adjoint entering it from the right to
-    g_s = add + mult * (a_{e+1} g_{e+1}); it also carries its own first decay
-    a_s, which is the factor its left neighbour needs. Carrying it avoids a
-    shifted load of a_{t+1}.
-    """
-    joint = mult_early * first_decay_late
-    return joint * mult_late, add_early + joint * add_late, first_decay_early
-
-
-@triton.jit
-def _softplus(x):
-    # log1p(e) as log(1 + e) * e / ((1 + e) - 1): exact to fp32 rounding even for
-    # tiny e, where log(1 + e) alone loses all digits (small steps are common).
-    e = tl.exp(x)
-    one_plus = 1.0 + e
-    log1p = tl.where(one_plus == 1.0, e, tl.log(one_plus) * e / (one_plus - 1.0))
-    return tl.where(x > 20.0, x, log1p)
-
-
-@triton.jit
 def _load_chunk(u_ptr, delta_ptr, bias_ptr, b_ptr, A2, seq_offset, group_offset, chan, chan_mask, n_idx, n_mask,
                 t, t_mask, seq_len, DELTA_SOFTPLUS: tl.constexpr):
-    """Everything forward and backward need for one chunk, in fp32."""
+    """Everything forward and backward need for one chunk, in fp32; ``slope`` is dΔ/d(delta + delta_bias)."""
     ct_mask = chan_mask[:, None] & t_mask[None, :]
     ct_offsets = seq_offset + chan[:, None] * seq_len + t[None, :]
     u = tl.load(u_ptr + ct_offsets, mask=ct_mask, other=0.0).to(tl.float32)
     pre = tl.load(delta_ptr + ct_offsets, mask=ct_mask, other=0.0).to(tl.float32)
     pre += tl.load(bias_ptr + chan, mask=chan_mask, other=0.0)[:, None]
-    delta = _softplus(pre) if DELTA_SOFTPLUS else pre
+    if DELTA_SOFTPLUS:
+        delta, slope = softplus_and_sigmoid(pre, False)
+    else:
+        delta, slope = pre, tl.full(pre.shape, 1.0, tl.float32)
     nt_mask = n_mask[:, None] & t_mask[None, :]
     nt_offsets = group_offset + n_idx[:, None] * seq_len + t[None, :]
     B = tl.load(b_ptr + nt_offsets, mask=nt_mask, other=0.0).to(tl.float32)
     # Past the end of the sequence a = 1, b = 0: the carried state passes through unchanged.
     decay = tl.where(t_mask[None, None, :], tl.exp2(delta[:, None, :] * A2[:, :, None]), 1.0)
     drive = (delta * u)[:, None, :] * B[None, :, :]
-    return u, pre, delta, B, decay, drive
+    return u, delta, slope, B, decay, drive
 
 
 @triton.jit
@@ -102,7 +78,7 @@ def _selective_scan_fwd_kernel(
         t_mask = t < seq_len
         u, _, _, _, decay, drive = _load_chunk(u_ptr, delta_ptr, bias_ptr, b_ptr, A2, seq_offset, group_offset,
                                                chan, chan_mask, n_idx, n_mask, t, t_mask, seq_len, DELTA_SOFTPLUS)
-        cum_decay, local_states = tl.associative_scan((decay, drive), 2, _affine_combine)
+        cum_decay, local_states = tl.associative_scan((decay, drive), 2, affine_combine)
         states = local_states + cum_decay * state[:, :, None]
         if STORE_OUTPUT:
             C = tl.load(c_ptr + group_offset + n_idx[:, None] * seq_len + t[None, :],
@@ -149,7 +125,7 @@ def _selective_scan_bwd_kernel(
         t_mask = t < seq_len
         ct_mask = chan_mask[:, None] & t_mask[None, :]
         ct_offsets = seq_offset + chan[:, None] * seq_len + t[None, :]
-        u, pre, delta, B, decay, drive = _load_chunk(u_ptr, delta_ptr, bias_ptr, b_ptr, A2, seq_offset,
+        u, delta, slope, B, decay, drive = _load_chunk(u_ptr, delta_ptr, bias_ptr, b_ptr, A2, seq_offset,
                                                      group_offset, chan, chan_mask, n_idx, n_mask, t, t_mask,
                                                      seq_len, DELTA_SOFTPLUS)
         nt_mask = n_mask[:, None] & t_mask[None, :]
@@ -158,11 +134,11 @@ def _selective_scan_bwd_kernel(
         grad_y = tl.load(grad_ptr + ct_offsets, mask=ct_mask, other=0.0).to(tl.float32)
         start = tl.load(states_ptr + ((batch * channels + chan[:, None]) * n_chunks + chunk) * N + n_idx[None, :],
                         mask=dn_mask, other=0.0)
-        cum_decay, local_states = tl.associative_scan((decay, drive), 2, _affine_combine)
+        cum_decay, local_states = tl.associative_scan((decay, drive), 2, affine_combine)
         states = local_states + cum_decay * start[:, :, None]
 
         mult, add, _ = tl.associative_scan((tl.full(decay.shape, 1.0, tl.float32), C[None, :, :] * grad_y[:, None, :],
-                                            decay), 2, _adjoint_combine, reverse=True)
+                                            decay), 2, adjoint_combine, reverse=True)
         adjoint = add + mult * carry[:, :, None]
         carry = tl.sum(tl.where(first[None, None, :], decay * adjoint, 0.0), axis=2)
 
@@ -170,8 +146,7 @@ def _selective_scan_bwd_kernel(
         adjoint_b = tl.sum(adjoint * B[None, :, :], axis=1)
         grad_u = delta * adjoint_b + skip[:, None] * grad_y
         grad_delta = u * adjoint_b + tl.sum(adjoint * A[:, :, None] * decayed_prev, axis=1)
-        if DELTA_SOFTPLUS:
-            grad_delta = grad_delta * tl.sigmoid(pre)
+        grad_delta = grad_delta * slope
         tl.store(du_ptr + ct_offsets, grad_u, mask=ct_mask)
         tl.store(ddelta_ptr + ct_offsets, grad_delta, mask=ct_mask)
         grad_A += tl.sum(adjoint * decayed_prev * delta[:, None, :], axis=2)
@@ -218,8 +193,10 @@ def _chunk_start_states(tensors, sizes, grid, meta, delta_softplus):
 
 
 def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True, out_fp32=True):
-    tensors, sizes, grid, meta = _prepare(u, delta, A, B, C, D, delta_bias)
     out = torch.empty(u.shape, device=u.device, dtype=torch.float32 if out_fp32 else u.dtype)
+    if u.numel() == 0:  # no images, channels or positions: an empty output, and no tiles to size
+        return out
+    tensors, sizes, grid, meta = _prepare(u, delta, A, B, C, D, delta_bias)
     _selective_scan_fwd_kernel[grid](*tensors, out, None, *sizes, **meta, DELTA_SOFTPLUS=delta_softplus,
                                      STORE_OUTPUT=True, STORE_STATES=False)
     return out
@@ -227,6 +204,8 @@ def selective_scan(u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=Tr
 
 def selective_scan_backward(grad_out, u, delta, A, B, C, D=None, delta_bias=None, delta_softplus=True):
     """(du, ddelta, dA, dB, dC, dD, ddelta_bias), matching ``reference.selective_scan_backward``."""
+    if u.numel() == 0:
+        return _zero_size_grads(u, delta, A, B, C, D, delta_bias)
     tensors, sizes, grid, meta = _prepare(u, delta, A, B, C, D, delta_bias)
     states = _chunk_start_states(tensors, sizes, grid, meta, delta_softplus)
     batch, channels, seq_len = u.shape
@@ -247,3 +226,11 @@ def selective_scan_backward(grad_out, u, delta, A, B, C, D=None, delta_bias=None
     return (du, ddelta, dA_part.sum(0).to(A.dtype), dB_part.sum(2).to(B.dtype), dC_part.sum(2).to(C.dtype),
             dD_part.sum(0).to(vector_dtype if D is None else D.dtype),
             dbias_part.sum(0).to(vector_dtype if delta_bias is None else delta_bias.dtype))
+
+
+def _zero_size_grads(u, delta, A, B, C, D, delta_bias):
+    """The gradients when u has no elements: empty for the empty inputs, zero (sums over nothing) for the rest.
+    An absent D or delta_bias gets a gradient of A's dtype, as in the kernel path."""
+    vector = A.new_empty(A.shape[0])
+    inputs = (u, delta, A, B, C, vector if D is None else D, vector if delta_bias is None else delta_bias)
+    return tuple(torch.zeros(t.shape, device=t.device, dtype=t.dtype) for t in inputs)

@@ -10,7 +10,7 @@ Math (per image, direction k in 0..3, channel d, sequence step l)::
 
 Directions walk the H×W map row-major (0), column-major (1) and both reversed (2, 3).
 
-Design (see ``docs/kernels_notes.md`` for the measured numbers):
+Design:
 
 * The projections commute with the scan (the scan is a permutation, the projections act per position), so
   ``x_dbl`` is one small GEMM on the unscanned map: the four scanned copies of ``x`` never exist.
@@ -26,83 +26,53 @@ Design (see ``docs/kernels_notes.md`` for the measured numbers):
   recurrence backwards. It holds no tensor-core products. For a small rank R it expands z = W_dt dt + bias with
   R FMAs per element; for a larger one z is a batched GEMM before the kernel. The kernel writes z's gradient,
   and the gradients of dt and W_dt are batched GEMMs after it (inside the kernel, as tensor-core products
-  they took 255 registers and spilled, as reductions they cost more than the GEMMs). It accumulates dx over
-  the four directions by atomics; the gradients of the projections come from small GEMMs over the
-  per-position gradients of ``x_dbl``.
+  they spill registers, as reductions they cost more than the GEMMs). It accumulates dx over the four
+  directions by atomics; the gradients of the projections come from small GEMMs over the per-position
+  gradients of ``x_dbl``.
+* Zero-size maps (no images, channels or positions) launch nothing: y and the gradients are zeros.
 """
 import functools
 
 import torch
 import triton
 import triton.language as tl
-from triton.language.extra.cuda import libdevice
 
-from . import checks
 from .dispatch import interpreting
+from .triton_common import adjoint_combine, affine_combine, launchable, softplus_and_sigmoid
 
-# Launch tunables: the fastest of a per-shape sweep on an H100 (VMamba-T stages 1-4, fp32 x; see
-# docs/kernels_notes.md, v4 and v5). tl.dot needs blocks of at least 16.
+# Launch tunables: the fastest of a per-shape sweep over VMamba-T's four stages with fp32 x
+# (``tools/analysis_tools/benchmark_ss2d.py --sweep`` repeats it). tl.dot needs blocks of at least 16.
+
 # Positions per chunk; the forward saves the state at each chunk start and the backward starts from them.
 CHUNK = 16
 # One warp: the chunk's positions then sit on 4 lanes of one warp, so the scan needs no shared memory.
 FWD_BLOCK_D, FWD_WARPS = 32, 1
-# The backward has no tensor-core products left; 16 channels in one warp keep it at ~170 registers without
-# spills, so more programs fit per SM.
+# The backward has no tensor-core products left; 16 channels in one warp fit its registers without spills,
+# so more programs fit per SM.
 BWD_BLOCK_D, BWD_WARPS = 16, 1
 # The channels per program above are for grids that fill the GPU. One program walks its whole direction, so a
 # grid of few programs (few images, few channels: high resolution at batch 32, detection at batch 2) leaves
 # SMs idle while each program runs long. Below this many programs per SM the block is halved, down to 16
-# channels in the forward (tl.dot) and 8 in the backward: VMamba-T's forward at 512² and batch 32 went from
-# 15.1 to 12.5 ms, at 224² and batch 128 no block changes (kernel notes, v7).
+# channels in the forward (tl.dot) and 8 in the backward: more, shorter programs then share the work, while a
+# grid that fills the GPU (VMamba-T at 224² and batch 128) keeps the widest blocks.
 MIN_PROGRAMS_PER_SM = 8
 FWD_MIN_BLOCK_D, BWD_MIN_BLOCK_D = 16, 8
-# fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection; 'ieee'
-# (FMA) was 8-40% slower.
+# fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection: as accurate as
+# FMA ('ieee') for these short sums, and faster.
 DOT_PRECISION = 'tf32x3'
-# The hardware's approximate log and division (one special-function instruction each) instead of the accurate
-# software ones: about a sixth of the forward's instructions. Both are accurate to a few ulp on the ranges used
-# here (log of 1 + e^z >= 1; e / (1 + e) in (0, 1)). The interpreter has no libdevice, so it runs the accurate
-# ones. Per kernel: the backward measured 14% slower with them (v5 in the kernel notes).
+# The hardware's approximate log and division in softplus (see triton_common.softplus_and_sigmoid): they
+# replace a sizeable share of the forward's instructions, while the backward, bound by other work, runs
+# faster with the accurate ones. The interpreter has no libdevice, so it always runs the accurate ones.
 FWD_FAST_MATH, BWD_FAST_MATH = True, False
 # Up to this rank the backward expands z = W_dt dt inside the kernel (R FMAs per element), above it z is a
-# batched GEMM before the kernel (v6 in the notes: inline is 18% faster at VMamba-T stage 1's R = 6, 1-8% at
-# R = 12, 5-7% slower at R = 24).
+# batched GEMM before the kernel: R FMAs per element beat the GEMM's extra pass over z only while R is small
+# (VMamba's ranks are D / 16).
 Z_INLINE_MAX_RANK = 12
 
 
 def chunk_size(seq_len):
     """Positions per chunk of the scan; forward and backward must agree on it."""
     return CHUNK
-
-
-@triton.jit
-def _affine_combine(a_left, b_left, a_right, b_right):
-    # Composition of h -> a h + b maps, left (earlier) first.
-    return a_left * a_right, a_right * b_left + b_right
-
-
-@triton.jit
-def _adjoint_combine(mult_left, add_left, decay_left, mult_right, add_right, decay_right):
-    # Reverse recursion q_l = b_l + a_{l+1} q_{l+1}, scanned from the end: each element holds the map from
-    # the carry r_in = a_{next} q_{next} to q, plus its own a. "left" is the later position (scan order).
-    joint = mult_right * decay_left
-    return joint * mult_left, add_right + joint * add_left, decay_right
-
-
-@triton.jit
-def _softplus_and_sigmoid(z, FAST_MATH: tl.constexpr):
-    # softplus is the identity above 20, as in torch. log(1 + exp(z)) loses relative precision for small
-    # exp(z); below z = -5 its two-term series is exact to ~1e-5 relative. The forward drops the unused
-    # sigmoid at compile time.
-    e = tl.exp(tl.minimum(z, 20.0))
-    if FAST_MATH:
-        log_1pe = libdevice.fast_logf(1.0 + e)
-        sig = libdevice.fast_dividef(e, 1.0 + e)
-    else:
-        log_1pe = tl.log(1.0 + e)
-        sig = e / (1.0 + e)
-    soft = tl.where(z > 20.0, z, tl.where(z < -5.0, e * (1.0 - 0.5 * e), log_1pe))
-    return soft, tl.where(z > 20.0, 1.0, sig)
 
 
 @triton.jit
@@ -155,7 +125,7 @@ def _ss2d_fwd_kernel(
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
         dt = tl.load(xdbl_row[:, None] + r_idx[None, :] * s_dc, mask=valid[:, None] & (r_idx[None, :] < R), other=0.0)
         z = tl.dot(dt, wdt_t, input_precision=DOT_PRECISION) + bias[None, :]
-        delta, _ = _softplus_and_sigmoid(z, FAST_MATH)
+        delta, _ = softplus_and_sigmoid(z, FAST_MATH)
         delta_u = delta * u
         y = dskip[None, :] * u
         for n in tl.static_range(N):
@@ -164,7 +134,7 @@ def _ss2d_fwd_kernel(
             a_n = tl.load(a_ptr + kchan * N + n, mask=chan_mask, other=0.0)
             # Steps past the end are the identity map, so the last row carries the true end state.
             decay = tl.where(mask, tl.exp(delta * a_n[None, :]), 1.0)
-            decay_cum, h_local = tl.associative_scan((decay, delta_u * b_n[:, None]), 0, _affine_combine)
+            decay_cum, h_local = tl.associative_scan((decay, delta_u * b_n[:, None]), 0, affine_combine)
             h0 = tl.sum(tl.where(n_idx[:, None] == n, state, 0.0), 0)
             h = decay_cum * h0[None, :] + h_local
             y += h * c_n[:, None]
@@ -221,7 +191,7 @@ def _ss2d_bwd_kernel(
                 z += dt_r[:, None] * w_r[None, :]
         else:
             z = tl.load(z_ptrs, mask=mask, other=0.0) + bias[None, :]
-        delta, sig = _softplus_and_sigmoid(z, FAST_MATH)
+        delta, sig = softplus_and_sigmoid(z, FAST_MATH)
         delta_u = delta * u
         start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
         grad_u = dy * dskip[None, :]
@@ -233,12 +203,12 @@ def _ss2d_bwd_kernel(
             a_n = tl.load(a_ptr + kchan * N + n, mask=chan_mask, other=0.0)
             decay = tl.where(mask, tl.exp(delta * a_n[None, :]), 1.0)
             inject = delta_u * b_n[:, None]
-            decay_cum, h_local = tl.associative_scan((decay, inject), 0, _affine_combine)
+            decay_cum, h_local = tl.associative_scan((decay, inject), 0, affine_combine)
             h0 = tl.sum(tl.where(n_idx[:, None] == n, start, 0.0), 0)
             h = decay_cum * h0[None, :] + h_local
             # q_l = dL/dh_l = dy_l C_l + a_{l+1} q_{l+1}
             mult, add, _ = tl.associative_scan((tl.full((BLOCK_T, BLOCK_D), 1.0, tl.float32), dy * c_n[:, None],
-                                                decay), 0, _adjoint_combine, reverse=True)
+                                                decay), 0, adjoint_combine, reverse=True)
             r_in = tl.sum(tl.where(n_idx[:, None] == n, carry, 0.0), 0)
             q = add + mult * r_in[None, :]
             first = tl.sum(tl.where(rows[:, None] == 0, decay * q, 0.0), 0)
@@ -284,10 +254,9 @@ def _flat(t, channels_last):
 
 
 def _kernel_input(x):
-    """x as the kernels read it. They compute in fp32 whatever x is, their fp32 path is the faster one
-    (docs/kernels_notes.md, v3: stage-1 forward 1.34 ms against 2.07 in bf16) and the projections promote x to
-    fp32 anyway, so half input is upcast here: a transient copy, while autograd keeps the caller's half tensor
-    for the backward (half the bytes of an fp32 one)."""
+    """x as the kernels read it. They compute in fp32 whatever x is, their fp32 path is the faster one and the
+    projections promote x to fp32 anyway, so half input is upcast here: a transient copy, while autograd keeps
+    the caller's half tensor for the backward (half the bytes of an fp32 one)."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
@@ -303,7 +272,7 @@ def _projection_operands(x, x_proj_weight):
     """x and W_x (as (4C, D)) in the dtype the projections run in: the promotion of both, as in the torch
     backend (fp32 weights under bf16 activations give fp32 x_dbl, not bf16-rounded)."""
     dtype = torch.promote_types(x.dtype, x_proj_weight.dtype)
-    return x.to(dtype), x_proj_weight.reshape(-1, x_proj_weight.shape[2]).to(dtype)
+    return x.to(dtype), x_proj_weight.flatten(0, 1).to(dtype)
 
 
 def _project(x, x_proj_weight, channels_last):
@@ -348,16 +317,14 @@ def _block_rank(rank):
     return max(16, triton.next_power_of_2(rank))  # tl.dot's smallest operand side
 
 
-def _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
-    """Validates the inputs; returns (batch, dim, height, width, rank, d_state)."""
-    checks.check_ss2d(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last)
+def _sizes(x, dt_proj_weight, A, channels_last):
+    """(batch, dim, height, width, rank, d_state). The public op has validated the shapes."""
     return (*_geometry(x, channels_last), dt_proj_weight.shape[2], A.shape[1])
 
 
 def ss2d_saved_like(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
     """Empty tensors shaped like the ``saved`` of :func:`ss2d_fwd`, for fake (meta) tracing."""
-    batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
-                                                      channels_last)
+    batch, dim, height, width, rank, d_state = _sizes(x, dt_proj_weight, A, channels_last)
     seq_len, columns = height * width, x_proj_weight.shape[0] * x_proj_weight.shape[1]
     xdbl_shape = (batch, seq_len, columns) if channels_last else (batch, columns, seq_len)
     n_chunks = triton.cdiv(seq_len, chunk_size(seq_len))
@@ -377,8 +344,7 @@ def _autocast_off(x):
 
 
 def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
-    batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
-                                                      channels_last)
+    batch, dim, height, width, rank, d_state = _sizes(x, dt_proj_weight, A, channels_last)
     seq_len = height * width
     out_dtype = x.dtype
     x, x_strides = _flat(_kernel_input(x), channels_last)
@@ -388,12 +354,14 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
     out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     _, o_strides = _flat(out, channels_last)
     states = torch.empty(batch, 4, n_chunks, d_state, dim, device=x.device, dtype=torch.float32)
-    _ss2d_fwd_kernel[grid](
-        x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
-        D.float().contiguous(), out, states, *_walk(height, width), dim, n_chunks,
-        *x_strides, *d_strides, *o_strides,
-        R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
-        BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
+    # An empty map (no images, channels or positions) has nothing to scan: y stays zero.
+    if launchable((*grid, seq_len)):
+        _ss2d_fwd_kernel[grid](
+            x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
+            D.float().contiguous(), out, states, *_walk(height, width), dim, n_chunks,
+            *x_strides, *d_strides, *o_strides,
+            R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
+            BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
     y = out if out_fp32 else out.to(out_dtype)
     return y, (xdbl, states)
 
@@ -405,11 +373,7 @@ def ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chann
 
 
 def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, saved):
-    batch, dim, height, width, rank, d_state = _check(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
-                                                      channels_last)
-    if grad_y.shape != x.shape:
-        raise ValueError(f'ss2d backward: grad_y must have the shape of x, {tuple(x.shape)}, '
-                         f'got {tuple(grad_y.shape)}')
+    batch, dim, height, width, rank, d_state = _sizes(x, dt_proj_weight, A, channels_last)
     seq_len = height * width
     xdbl, states = saved
     grad_x_dtype = x.dtype
@@ -433,12 +397,15 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
         z = torch.empty(4, batch * seq_len, dim, device=x.device, dtype=torch.float32)
     else:
         z = torch.bmm(dt_rows, wdt32.transpose(1, 2))
-    _ss2d_bwd_kernel[grid](
-        x, grad_y, xdbl, z, wdt32, dt_proj_bias.float().contiguous(), A.float().contiguous(), D.float().contiguous(),
-        states, grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip, *_walk(height, width), dim, n_chunks,
-        *x_strides, *y_strides, *d_strides,
-        R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=block_d,
-        Z_INLINE=z_inline, FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
+    # An empty map leaves the gradients at the zeros above: sums over no positions, channels or images.
+    if launchable((*grid, seq_len)):
+        _ss2d_bwd_kernel[grid](
+            x, grad_y, xdbl, z, wdt32, dt_proj_bias.float().contiguous(), A.float().contiguous(),
+            D.float().contiguous(), states, grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip,
+            *_walk(height, width), dim, n_chunks,
+            *x_strides, *y_strides, *d_strides,
+            R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=block_d,
+            Z_INLINE=z_inline, FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
     # z = W_dt dt + bias: dt's gradient and W_dt's are two batched GEMMs over the gradient of z.
     grad_z = z
     _dt_columns(grad_xdbl, rank, channels_last).add_(torch.bmm(grad_z, wdt32).view(4, batch, seq_len, rank))
@@ -465,8 +432,8 @@ def _dt_columns(xdbl, rank, channels_last):
     """The dt columns of x_dbl as a (4, B, L, R) view."""
     batch = xdbl.shape[0]
     if channels_last:  # (B, L, 4C)
-        return xdbl.view(batch, xdbl.shape[1], 4, -1)[..., :rank].permute(2, 0, 1, 3)
-    return xdbl.view(batch, 4, -1, xdbl.shape[2])[:, :, :rank].permute(1, 0, 3, 2)  # (B, 4C, L)
+        return xdbl.unflatten(2, (4, xdbl.shape[2] // 4))[..., :rank].permute(2, 0, 1, 3)
+    return xdbl.unflatten(1, (4, xdbl.shape[1] // 4))[:, :, :rank].permute(1, 0, 3, 2)  # (B, 4C, L)
 
 
 def _project_strides(xdbl, channels_last):

@@ -99,9 +99,3 @@ def test_kernels_never_import_vmamba_mm():
     assert not {(name, target) for name, targets in graph.items() if name.startswith('kernels')
                 for target in targets if target.startswith('vmamba_mm')}
 
-
-def test_vmamba_mm_uses_only_the_public_face_of_kernels():
-    graph = import_graph()
-    reaching_in = {(name, target) for name, targets in graph.items() if name.startswith('vmamba_mm')
-                   for target in targets if target.startswith('kernels.')}
-    assert reaching_in == set()

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 import kernels
-from kernels import ops, reference, unfused_ss2d
 from kernel_oracles import check_selective_scan, check_ss2d, grads_of, make_scan_inputs, make_ss2d_inputs
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
@@ -106,81 +105,6 @@ def test_custom_ops_pass_opcheck():
         torch.library.opcheck(op, args)
 
 
-class FusedContractDouble:
-    """The fused-kernel contract (kernels/triton_ss2d.py) implemented with the reference.
-
-    It saves x_dbl like the real kernel and counts forward runs, so the tests
-    can check that the ops layer hands the saved tensors to the backward intact
-    and does not re-run the forward when ``ss2d_saved_like`` exists.
-    """
-
-    def __init__(self):
-        self.forward_runs = 0
-
-    @staticmethod
-    def _x_dbl(x, x_proj_weight, channels_last):
-        xs = reference.cross_scan(x, channels_last).to(torch.float32)
-        return torch.einsum('kcd,bkdl->bkcl', x_proj_weight, xs).contiguous()
-
-    def ss2d_fwd(self, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, out_fp32):
-        self.forward_runs += 1
-        y = unfused_ss2d.ss2d_forward(reference, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last,
-                                      out_fp32)
-        return y, (self._x_dbl(x, x_proj_weight, channels_last), )
-
-    def ss2d_bwd(self, grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last, saved):
-        assert isinstance(saved, tuple) and len(saved) == 1
-        torch.testing.assert_close(saved[0], self._x_dbl(x, x_proj_weight, channels_last), rtol=0, atol=0)
-        return unfused_ss2d.ss2d_backward(reference, grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D,
-                                          channels_last)
-
-
-class SavingFusedDouble(FusedContractDouble):
-
-    def ss2d_saved_like(self, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_last):
-        batch, length = x.shape[0], x.shape[1] * x.shape[2] if channels_last else x.shape[2] * x.shape[3]
-        return (torch.empty(batch, 4, x_proj_weight.shape[1], length, dtype=torch.float32, device=x.device), )
-
-
-@pytest.mark.parametrize('double,forward_runs', [(SavingFusedDouble, 1), (FusedContractDouble, 2)],
-                         ids=['saving', 'recomputing'])
-@pytest.mark.parametrize('channels_last', [False, True])
-def test_fused_ss2d_contract_wiring(double, forward_runs, channels_last, monkeypatch):
-    fused = double()
-    monkeypatch.setattr(ops, '_fused_ss2d', lambda: fused)
-    inputs = make_ss2d_inputs(2, 3, 4, 5, 2, 3, channels_last=channels_last)
-    grad_out = torch.randn(inputs['x'].shape)
-    out, grads = grads_of(lambda **kw: kernels.ss2d(**kw, channels_last=channels_last, backend='triton'),
-                          inputs, grad_out)
-    assert fused.forward_runs == forward_runs
-    expected, expected_grads = grads_of(lambda **kw: kernels.ss2d(**kw, channels_last=channels_last),
-                                        inputs, grad_out)
-    torch.testing.assert_close(out, expected)
-    for name in grads:
-        torch.testing.assert_close(grads[name], expected_grads[name])
-    args = tuple(t.clone().requires_grad_() for t in inputs.values())
-    if hasattr(fused, 'ss2d_saved_like'):
-        torch.library.opcheck(torch.ops.vmamba_kernels.ss2d_fused, (*args, channels_last, True))
-    else:
-        torch.library.opcheck(torch.ops.vmamba_kernels.ss2d, (*args, channels_last, True, 'triton'))
-
-
-def test_fused_ss2d_compiles_with_saved_tensors(monkeypatch):
-    monkeypatch.setattr(ops, '_fused_ss2d', SavingFusedDouble)
-    torch._dynamo.reset()
-    inputs = make_ss2d_inputs(2, 3, 4, 5, 2, 3)
-
-    def loss(**kw):
-        return kernels.ss2d(**kw, backend='triton').square().mean()
-
-    eager_loss, eager_grads = grads_of(loss, inputs, torch.tensor(1.0))
-    compiled_loss, grads = grads_of(torch.compile(loss, fullgraph=True, backend='aot_eager'), inputs,
-                                    torch.tensor(1.0))
-    torch.testing.assert_close(compiled_loss, eager_loss)
-    for name in grads:
-        torch.testing.assert_close(grads[name], eager_grads[name])
-
-
 # ---------------------------------------------------------------- bad input
 def test_unknown_backend_lists_valid_ones():
     x = torch.randn(1, 2, 3, 3)
@@ -268,3 +192,18 @@ def test_cross_ops_reject_bad_shapes():
         kernels.cross_merge(torch.randn(1, 4, 2, 13), 3, 4)
     with pytest.raises(ValueError, match='one device'):
         kernels.selective_scan(**_scan_args(A=torch.randn(6, 4, device='meta')))
+
+
+def test_scans_without_state_are_rejected():
+    with pytest.raises(ValueError, match=r'selective_scan: A must have a state size N >= 1 .*got \(6, 0\)'):
+        kernels.selective_scan(**_scan_args(A=torch.randn(6, 0), B=torch.randn(2, 2, 0, 10),
+                                            C=torch.randn(2, 2, 0, 10)))
+    inputs = make_ss2d_inputs(2, 4, 5, 6, 2, 3)
+    inputs.update(A=torch.randn(16, 0), x_proj_weight=torch.randn(4, 2, 4))
+    with pytest.raises(ValueError, match=r'ss2d: A must have a state size N >= 1 .*got \(16, 0\)'):
+        kernels.ss2d(**inputs)
+
+
+def test_cross_merge_rejects_negative_sizes():
+    with pytest.raises(ValueError, match='cross_merge: height and width must be non-negative, got -1x0'):
+        kernels.cross_merge(torch.randn(1, 4, 2, 0), -1, 0)

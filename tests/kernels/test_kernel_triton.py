@@ -9,8 +9,9 @@ import pytest
 import torch
 
 import kernels
-from kernels import ops, reference, triton_selective_scan
-from kernel_oracles import check_selective_scan, check_ss2d, make_scan_inputs, make_ss2d_inputs, nan_filled
+from kernels import reference, triton_selective_scan, triton_ss2d
+from kernel_oracles import (assert_close, check_selective_scan, check_ss2d, grads_of, make_scan_inputs,
+                            make_ss2d_inputs, nan_filled)
 
 DTYPES = [torch.float32, torch.bfloat16, torch.float16]
 
@@ -79,22 +80,72 @@ SS2D_SHAPES = [(2, 3, 3, 5, 2, 1), (1, 5, 4, 3, 1, 16), (1, 2, 1, 9, 2, 2)]
 
 @pytest.mark.parametrize('shape', SS2D_SHAPES)
 @pytest.mark.parametrize('channels_last', [False, True])
-@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'unfused'])
-def test_ss2d_matches_float64(shape, channels_last, fused, monkeypatch):
-    if not fused:
-        monkeypatch.setattr(ops, '_fused_ss2d', lambda: None)
-    elif ops._fused_ss2d() is None:
-        pytest.skip('kernels/triton_ss2d.py is not present')
+def test_ss2d_matches_float64(shape, channels_last):
     check_ss2d('triton', torch.float32, shape, channels_last)
 
 
-@pytest.mark.parametrize('fused', [True, False], ids=['fused', 'unfused'])
-def test_ss2d_bfloat16_matches_float64(fused, monkeypatch):
-    if not fused:
-        monkeypatch.setattr(ops, '_fused_ss2d', lambda: None)
-    elif ops._fused_ss2d() is None:
-        pytest.skip('kernels/triton_ss2d.py is not present')
+def test_ss2d_bfloat16_matches_float64():
     check_ss2d('triton', torch.bfloat16, (1, 3, 4, 5, 2, 4), channels_last=True)
+
+
+class FusedKernelSpy:
+    """Wraps the fused kernel's forward and backward (the real ones run) and records what passes between them."""
+
+    def __init__(self, monkeypatch):
+        self.forward_runs, self.saved = 0, None
+        forward, backward = triton_ss2d.ss2d_fwd, triton_ss2d.ss2d_bwd
+
+        def spied_forward(*args):
+            self.forward_runs += 1
+            y, saved = forward(*args)
+            self.saved = tuple(t.clone() for t in saved)
+            return y, saved
+
+        def spied_backward(*args):
+            *_, saved = args
+            assert isinstance(saved, tuple) and len(saved) == len(self.saved)
+            for got, kept in zip(saved, self.saved):
+                torch.testing.assert_close(got, kept, rtol=0, atol=0)
+            return backward(*args)
+
+        monkeypatch.setattr(triton_ss2d, 'ss2d_fwd', spied_forward)
+        monkeypatch.setattr(triton_ss2d, 'ss2d_bwd', spied_backward)
+
+
+@pytest.mark.parametrize('channels_last', [False, True])
+def test_ss2d_backward_reads_what_the_forward_saved(channels_last, monkeypatch):
+    """One forward run per step: the backward gets the forward's saved tensors intact and recomputes nothing."""
+    spy = FusedKernelSpy(monkeypatch)
+    inputs = make_ss2d_inputs(2, 3, 4, 5, 2, 3, channels_last=channels_last)
+    grad_out = torch.randn(inputs['x'].shape)
+    out, grads = grads_of(lambda **kw: kernels.ss2d(**kw, channels_last=channels_last, backend='triton'),
+                          inputs, grad_out)
+    assert spy.forward_runs == 1
+    expected, expected_grads = grads_of(lambda **kw: kernels.ss2d(**kw, channels_last=channels_last,
+                                                                   backend='torch'), inputs, grad_out)
+    assert_close(out, expected, torch.float32, 'out')
+    for name in grads:
+        assert_close(grads[name], expected_grads[name], torch.float32, 'du' if name == 'x' else name)
+    args = tuple(t.clone().requires_grad_() for t in inputs.values())
+    torch.library.opcheck(torch.ops.vmamba_kernels.ss2d, (*args, channels_last, True, 'triton'))
+
+
+def test_ss2d_compiles_with_saved_tensors(monkeypatch):
+    spy = FusedKernelSpy(monkeypatch)
+    torch._dynamo.reset()
+    inputs = make_ss2d_inputs(2, 3, 4, 5, 2, 3)
+
+    def loss(**kw):
+        return kernels.ss2d(**kw, backend='triton').square().mean()
+
+    eager_loss, eager_grads = grads_of(loss, inputs, torch.tensor(1.0))
+    spy.forward_runs = 0
+    compiled_loss, grads = grads_of(torch.compile(loss, fullgraph=True, backend='aot_eager'), inputs,
+                                    torch.tensor(1.0))
+    assert spy.forward_runs == 1
+    torch.testing.assert_close(compiled_loss, eager_loss)
+    for name in grads:
+        torch.testing.assert_close(grads[name], eager_grads[name])
 
 
 def test_triton_custom_ops_pass_opcheck():

@@ -32,7 +32,7 @@ from mmengine.model import BaseModule
 from torchvision.ops import StochasticDepth
 
 import kernels
-from kernels.dispatch import BACKENDS
+from kernels import BACKENDS
 from vmamba_mm.loading import OUTNORMS_OPTIONAL, load_weights
 
 ArchSpec = Union[str, dict]
