@@ -27,8 +27,8 @@ data_preprocessor = dict(num_classes=10, mean=[127.5] * 3, std=[127.5] * 3)
 # the file (vmamba_mm.datasets.CheckedLoadImageFromFile, CheckClassLabels).
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    dict(type='CheckClassLabels', num_classes=data_preprocessor['num_classes']),
     dict(type='RandomCrop', crop_size=image_size, padding=2),
+    dict(type='CheckClassLabels', num_classes=data_preprocessor['num_classes']),
     dict(type='PackInputs'),
 ]
 test_pipeline = [

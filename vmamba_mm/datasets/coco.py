@@ -8,10 +8,10 @@ when the dataset is built, so a run stops before training starts and names the i
 the first bad one; a training set may instead skip bad annotations, counted and reported.
 """
 import logging
+import math
 import numbers
 from collections import Counter
 
-import numpy as np
 from mmdet.datasets import CocoDataset
 from mmdet.registry import DATASETS
 from mmengine.logging import print_log
@@ -36,14 +36,16 @@ class AnnotationProblem(Exception):
 
 
 def _numbers(owner, values):
-    """`values` as a float array when it is a flat list of real numbers, else AnnotationProblem."""
+    """The sum of `values` when it is a flat list of numbers, else AnnotationProblem.
+
+    Plain Python rather than numpy: the lists are short, and a COCO training file holds close to a
+    million of them. sum() refuses nulls, strings and nested lists, and is NaN or inf when a value is."""
     try:
-        array = np.asarray(values) if isinstance(values, (list, tuple)) else None
-    except ValueError:  # ragged nesting
-        array = None
-    if array is None or array.ndim != 1 or array.dtype.kind not in 'iuf':  # not bools, strings, nulls
-        raise AnnotationProblem('malformed annotation', f'{owner} {_short(values)} is not a list of numbers')
-    return array.astype(np.float64, copy=False)
+        if isinstance(values, (list, tuple)):
+            return sum(values)
+    except TypeError:
+        pass
+    raise AnnotationProblem('malformed annotation', f'{owner} {_short(values)} is not a list of numbers')
 
 
 def _short(value, limit=80):
@@ -51,15 +53,16 @@ def _short(value, limit=80):
     return text if len(text) <= limit else f'{text[:limit - 5]} ...{text[-1]}'
 
 
-def _check_inside(owner, xs, ys, width, height):
-    if not np.isfinite(xs).all() or not np.isfinite(ys).all():
+def _check_inside(owner, total, xs, ys, width, height):
+    """`xs`, `ys` (whose sum is `total`) finite and inside the image, give or take OUTSIDE_TOLERANCE."""
+    if not math.isfinite(total) and not all(map(math.isfinite, xs + ys)):  # else huge values overflowed the sum
         raise AnnotationProblem('non-finite coordinates', f'{owner} holds NaN or inf coordinates')
-    low, high_x, high_y = -OUTSIDE_TOLERANCE, width + OUTSIDE_TOLERANCE, height + OUTSIDE_TOLERANCE
-    if xs.min() < low or ys.min() < low or xs.max() > high_x or ys.max() > high_y:
+    low_x, high_x, low_y, high_y = min(xs), max(xs), min(ys), max(ys)
+    if (min(low_x, low_y) < -OUTSIDE_TOLERANCE or high_x > width + OUTSIDE_TOLERANCE
+            or high_y > height + OUTSIDE_TOLERANCE):
         raise AnnotationProblem(
             'coordinates outside the image',
-            f'{owner} spans x {xs.min():g}..{xs.max():g}, y {ys.min():g}..{ys.max():g}, outside the '
-            f'{width:g}x{height:g} image')
+            f'{owner} spans x {low_x:g}..{high_x:g}, y {low_y:g}..{high_y:g}, outside the {width:g}x{height:g} image')
 
 
 def check_annotation(ann, width, height, category_ids, needs_mask):
@@ -69,15 +72,17 @@ def check_annotation(ann, width, height, category_ids, needs_mask):
     if ann.get('category_id') not in category_ids:
         raise AnnotationProblem('unknown category', f"category_id {ann.get('category_id')!r} is not among the "
                                                     f"file's categories {_short(sorted(category_ids))}")
-    box = _numbers('bbox', ann.get('bbox'))
-    if box.shape != (4, ):
-        raise AnnotationProblem('malformed annotation', f'bbox {_short(ann.get("bbox"))} is not [x, y, width, height]')
-    if not np.isfinite(box).all():
-        raise AnnotationProblem('non-finite coordinates', f"bbox {ann['bbox']} holds NaN or inf")
-    if box[2] <= 0 or box[3] <= 0:
-        raise AnnotationProblem('non-positive box size', f"bbox {ann['bbox']} has a width or height <= 0")
-    _check_inside(f"bbox {ann['bbox']}", box[[0, 0]] + [0, box[2]], box[[1, 1]] + [0, box[3]], width, height)
-    if 'area' in ann and not np.isfinite(_numbers('area', [ann['area']])).all():
+    box = ann.get('bbox')
+    total = _numbers('bbox', box)
+    if len(box) != 4:
+        raise AnnotationProblem('malformed annotation', f'bbox {_short(box)} is not [x, y, width, height]')
+    if not math.isfinite(total) and not all(map(math.isfinite, box)):
+        raise AnnotationProblem('non-finite coordinates', f'bbox {box} holds NaN or inf')
+    x, y, box_width, box_height = box
+    if box_width <= 0 or box_height <= 0:
+        raise AnnotationProblem('non-positive box size', f'bbox {box} has a width or height <= 0')
+    _check_inside(f'bbox {box}', 0.0, [x, x + box_width], [y, y + box_height], width, height)
+    if 'area' in ann and not math.isfinite(_numbers('area', [ann['area']])):
         raise AnnotationProblem('non-finite coordinates', f"area {ann['area']} is NaN or inf")
 
     segmentation = ann.get('segmentation')
@@ -88,12 +93,15 @@ def check_annotation(ann, width, height, category_ids, needs_mask):
                                       'but the pipeline loads masks (LoadAnnotations with_mask=True)')
     elif isinstance(segmentation, list):  # polygons, one per part of the object
         for index, polygon in enumerate(segmentation):
-            coordinates = _numbers(f'polygon {index}', polygon)
-            if len(coordinates) % 2 or len(coordinates) < 6:
+            total = _numbers(f'polygon {index}', polygon)
+            if len(polygon) % 2:
+                raise AnnotationProblem('malformed annotation', f'polygon {index} has {len(polygon)} '
+                                                                'coordinates, not (x, y) pairs')
+            if len(polygon) < 6:
                 raise AnnotationProblem('polygon of fewer than 3 points',
-                                        f'polygon {index} has {len(coordinates)} coordinates; a polygon needs '
+                                        f'polygon {index} has {len(polygon)} coordinates; a polygon needs '
                                         'at least 3 (x, y) points')
-            _check_inside(f'polygon {index}', coordinates[0::2], coordinates[1::2], width, height)
+            _check_inside(f'polygon {index}', total, polygon[0::2], polygon[1::2], width, height)
     elif isinstance(segmentation, dict):  # run-length encoding (crowd regions)
         size = segmentation.get('size')
         if not isinstance(size, (list, tuple)) or list(size) != [height, width]:
@@ -101,11 +109,12 @@ def check_annotation(ann, width, height, category_ids, needs_mask):
                                                             f'[height, width] = [{height:g}, {width:g}]')
         counts = segmentation.get('counts')
         if isinstance(counts, list):  # uncompressed: run lengths that cover the image
-            runs = _numbers('RLE counts', counts)
-            if (runs < 0).any() or runs.sum() != height * width:
-                raise AnnotationProblem('malformed annotation', f'RLE counts cover {runs.sum():g} pixels with '
-                                                                f'{int((runs < 0).sum())} negative runs, not the '
-                                                                f'image\'s {height * width:g}')
+            covered = _numbers('RLE counts', counts)
+            if min(counts, default=0) < 0:
+                raise AnnotationProblem('malformed annotation', 'RLE counts hold negative run lengths')
+            if covered != height * width:
+                raise AnnotationProblem('malformed annotation', f'RLE counts cover {covered:g} pixels, not the '
+                                                                f"image's {height * width:g}")
         elif not isinstance(counts, (str, bytes)):
             raise AnnotationProblem('malformed annotation', f'RLE counts {_short(counts)} are neither a list of '
                                                             'run lengths nor a compressed string')
@@ -167,7 +176,7 @@ class CheckedCocoDataset(CocoDataset):
         image = raw_data_info['raw_img_info']
         where = f"{self.ann_file}: image {image['img_id']} ({image.get('file_name')})"
         width, height = image.get('width'), image.get('height')
-        if not all(isinstance(size, numbers.Real) and np.isfinite(size) and size > 0 for size in (width, height)):
+        if not all(isinstance(size, numbers.Real) and math.isfinite(size) and size > 0 for size in (width, height)):
             raise BadAnnotationError(f'{where} has width {width!r} and height {height!r}; both must be positive '
                                      'numbers. Fix the image entry')
         usable = []

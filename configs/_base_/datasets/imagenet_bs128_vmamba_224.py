@@ -22,7 +22,6 @@ check_labels = dict(type='CheckClassLabels', num_classes=data_preprocessor['num_
 
 train_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    check_labels,
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(
@@ -41,14 +40,15 @@ train_pipeline = [
         max_area_ratio=1 / 3,
         fill_color=bgr_mean,
         fill_std=bgr_std),
+    check_labels,
     dict(type='PackInputs'),
 ]
 
 test_pipeline = [
     dict(type='CheckedLoadImageFromFile'),
-    check_labels,
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
+    check_labels,
     dict(type='PackInputs'),
 ]
 
