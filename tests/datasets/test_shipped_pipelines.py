@@ -47,7 +47,7 @@ def test_every_pipeline_loads_and_labels_through_the_checks(name):
         if key.startswith(('val_', 'test_')):
             assert dataset.get('test_mode'), f'{key} may substitute images'
         checked += 1
-    assert checked
+    assert checked or name.endswith('_synthetic-in1k.py')  # the throughput config reads no files
     check_data_pipelines(cfg)
     # The recipes are for 8 GPUs; the demos run in one process.
     check_batch_norm_batch_size(cfg, world_size=1 if 'demo' in name else 8)

@@ -128,6 +128,32 @@ def test_a_bad_polygon_never_reaches_pycocotools(tmp_path, monkeypatch):
         _dataset(tmp_path, pipeline=[dict(type='CheckedLoadImageFromFile')] + WITH_MASKS)
 
 
+@pytest.mark.slow
+def test_a_nan_polygon_stops_training_before_it_starts(tmp_path):
+    """The issue's case end to end: the detection demo with one NaN coordinate. Before the check, pycocotools'
+    rasteriser grew the process until it was killed for memory; now train.py stops before the first
+    iteration, naming the annotation, and writes no checkpoint."""
+    from reliability_runner import REPO, run_python, run_train
+
+    data = tmp_path / 'shapes_coco'
+    made = run_python(REPO / 'tools' / 'dataset_converters' / 'make_shapes_demo.py', 'coco', '--out', data,
+                      '--num-train', 4, '--num-val', 2, cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    annotations = data / 'annotations' / 'instances_train2017.json'
+    coco = json.loads(annotations.read_text())
+    bad = coco['annotations'][2]
+    bad['segmentation'][0][3] = NAN
+    annotations.write_text(json.dumps(coco))
+    result = run_train(REPO / 'configs' / 'detection' / 'mask-rcnn_vmamba-demo_shapes.py', '--work-dir',
+                       tmp_path / 'run', '--cfg-options', f'train_dataloader.dataset.data_root={data}/',
+                       f'val_dataloader.dataset.data_root={data}/', f'val_evaluator.ann_file={data}/annotations/'
+                       'instances_val2017.json', cwd=tmp_path, timeout=300)
+    assert result.returncode != 0
+    assert (f"BadAnnotationError: {annotations}: image {bad['image_id']} ({bad['image_id'] - 1:06d}.jpg), "
+            f"annotation {bad['id']}: polygon 0 holds NaN or inf coordinates.") in result.stderr, result.stderr[-3000:]
+    assert not list((tmp_path / 'run').rglob('*.pth'))
+
+
 # --- COCO annotations: the right result ------------------------------------------------------------
 
 def test_good_annotations_give_mmdets_instances_and_masks(tmp_path):
