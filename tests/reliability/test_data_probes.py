@@ -99,8 +99,16 @@ def test_a_bad_annotation_stops_the_build_naming_image_and_annotation(tmp_path, 
     message = str(error.value)
     assert message.startswith(f'{tmp_path / "ann.json"}: image 1 (a.jpg), annotation 7: '), message
     assert fragment in message
-    assert message.endswith("Fix or remove the annotation, or skip bad annotations with on_bad_annotation='skip' "
+    assert message.endswith("Fix or remove the annotation or skip bad annotations with on_bad_annotation='skip' "
                             'in the training dataset')
+
+
+def test_an_evaluation_set_names_a_bad_annotation_without_offering_to_skip_it(tmp_path):
+    _coco(tmp_path, [BAD_ANNOTATIONS['NaN in a polygon'][0]])
+    with pytest.raises(BadAnnotationError, match=re.escape(
+            'annotation 7: polygon 0 holds NaN or inf coordinates. Fix or remove the annotation (the evaluator reads '
+            'this file too, so evaluation cannot skip it)')):
+        _dataset(tmp_path, test_mode=True)
 
 
 @pytest.mark.parametrize('image, fragment', [

@@ -137,8 +137,8 @@ class CheckedCocoDataset(CocoDataset):
     Args:
         on_bad_annotation (str): ``'raise'`` (default): :class:`BadAnnotationError` naming the annotation
             file, the image id and file and the annotation id, while the dataset is built. ``'skip'``: leave
-            bad annotations out, keep ``skipped_annotations`` (image id, annotation id, reason) and log their
-            count by kind. Skipping is for training sets: an evaluator reads the annotation file itself, so
+            bad annotations out, keep them in ``skipped_annotations`` (image id, annotation id, kind, detail)
+            and log how many of each kind. Skipping is for training sets: an evaluator reads the annotation file itself, so
             it would still score (and rasterise) what the dataset skipped.
         **kwargs: `CocoDataset` arguments.
     """
@@ -186,9 +186,11 @@ class CheckedCocoDataset(CocoDataset):
                 check_annotation(ann, width, height, self.coco.cats, self._needs_mask)
             except AnnotationProblem as problem:
                 if self.on_bad_annotation == 'raise':
+                    remedy = ('(the evaluator reads this file too, so evaluation cannot skip it)' if self.test_mode else
+                              "or skip bad annotations with on_bad_annotation='skip' in the training dataset")
                     raise BadAnnotationError(
-                        f"{where}, annotation {ann.get('id')}: {problem}. Fix or remove the annotation, or skip bad "
-                        "annotations with on_bad_annotation='skip' in the training dataset") from None
+                        f"{where}, annotation {ann.get('id')}: {problem}. Fix or remove the annotation {remedy}"
+                    ) from None
                 self.skipped_annotations.append((image['img_id'], ann.get('id'), problem.kind, str(problem)))
                 continue
             usable.append(ann)
