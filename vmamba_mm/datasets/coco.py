@@ -138,8 +138,8 @@ class CheckedCocoDataset(CocoDataset):
         on_bad_annotation (str): ``'raise'`` (default): :class:`BadAnnotationError` naming the annotation
             file, the image id and file and the annotation id, while the dataset is built. ``'skip'``: leave
             bad annotations out, keep them in ``skipped_annotations`` (image id, annotation id, kind, detail)
-            and log how many of each kind. Skipping is for training sets: an evaluator reads the annotation file itself, so
-            it would still score (and rasterise) what the dataset skipped.
+            and log how many of each kind. Skipping is for training sets: an evaluator reads the annotation
+            file itself, so it would still score (and rasterise) what the dataset skipped.
         **kwargs: `CocoDataset` arguments.
     """
 
