@@ -15,7 +15,7 @@ from mmengine.config import ConfigDict, DictAction
 
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
-from vmamba_mm.datasets import check_dataset_roots
+from vmamba_mm.datasets import check_data_pipelines, check_dataset_roots
 from vmamba_mm.loading import official_checkpoint, read_checkpoint
 
 
@@ -50,6 +50,7 @@ def build_config(args):
         use_tta(cfg, args.config)
     launch.register_scope(cfg)
     check_dataset_roots(cfg, ('test_dataloader', ))
+    check_data_pipelines(cfg, ('test_dataloader', ))
     # Read now for a clear error before anything is built; the runner loads it strictly.
     official = official_checkpoint(read_checkpoint(args.checkpoint))
     cfg.launcher = args.launcher

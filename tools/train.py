@@ -14,7 +14,7 @@ from mmengine.logging import print_log
 
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
-from vmamba_mm.datasets import check_dataset_roots
+from vmamba_mm.datasets import check_batch_norm_batch_size, check_data_pipelines, check_dataset_roots
 
 
 def parse_args(argv=None):
@@ -43,6 +43,8 @@ def build_config(args):
     launch.register_scope(cfg)
     check_dataset_roots(cfg, ('train_dataloader', 'val_dataloader') if cfg.get('val_cfg') is not None else
                         ('train_dataloader', ))
+    check_data_pipelines(cfg, ('val_dataloader', ))
+    check_batch_norm_batch_size(cfg, world_size=launch.world_size(args.launcher))
     if args.amp:
         launch.enable_amp(cfg)
     if launch.amp_on_cpu(cfg):

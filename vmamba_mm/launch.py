@@ -18,7 +18,7 @@ import threading
 
 import torch
 
-from .datasets import UnreadableImageError
+from .datasets import BadAnnotationError, LabelOutOfRangeError, UnreadableImageError
 from .engine import (CheckpointSaveError, LauncherEnvironmentError, NonFiniteLossError, ResumeError, StrictRunner,
                      compile_options_of)
 from .engine.runner import SCOPE_TASKS
@@ -53,7 +53,7 @@ USER_ERRORS = (FileNotFoundError, ConfigFileError, ConfigScopeError, WorkDirErro
                LauncherEnvironmentError, ValueError)
 # Errors that stop a run with a message saying where and what to do: reported as one line too.
 RUN_ERRORS = (CheckpointError, IncompatibleCheckpointError, CheckpointSaveError, NonFiniteLossError, ResumeError,
-              UnreadableImageError)
+              UnreadableImageError, BadAnnotationError, LabelOutOfRangeError)
 
 
 # Top-level keys that mmengine's Runner or the mm* tools read. A config may hold other top-level names
@@ -161,6 +161,13 @@ def amp_on_cpu(cfg):
     cfg.optim_wrapper.pop('loss_scale', None)  # bfloat16 keeps float32's range: nothing to scale
     cfg.optim_wrapper.dtype = 'bfloat16'
     return True
+
+
+def world_size(launcher):
+    """How many processes the launcher started (1 without one), as mmengine will see it."""
+    if launcher == 'none':
+        return 1
+    return int(os.environ.get('WORLD_SIZE') or os.environ.get('SLURM_NTASKS') or os.environ.get('OMPI_COMM_WORLD_SIZE') or 1)
 
 
 def build_runner(cfg):

@@ -23,13 +23,17 @@ model = dict(
 
 data_preprocessor = dict(num_classes=10, mean=[127.5] * 3, std=[127.5] * 3)
 
+# Data checked at the door: an unreadable image or a label past the head's classes stops the run naming
+# the file (vmamba_mm.datasets.CheckedLoadImageFromFile, CheckClassLabels).
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='RandomCrop', crop_size=image_size, padding=2),
+    dict(type='CheckClassLabels', num_classes=data_preprocessor['num_classes']),
     dict(type='PackInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
+    dict(type='CheckClassLabels', num_classes=data_preprocessor['num_classes']),
     dict(type='PackInputs'),
 ]
 
@@ -42,7 +46,8 @@ train_dataloader = dict(
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
-    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val', pipeline=test_pipeline),
+    dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val', test_mode=True,
+                 pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, ))

@@ -1,6 +1,6 @@
 _base_ = [
     '../_base_/models/mask-rcnn_vmamba-base_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
+    '../_base_/datasets/coco_instance.py',
     '../_base_/schedules/mask-rcnn_adamw_1x.py',
     '../_base_/default_runtime_det.py',
 ]

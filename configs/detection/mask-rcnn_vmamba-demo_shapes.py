@@ -5,7 +5,7 @@
 # shape (warm-up, two lr steps) at a from-scratch learning rate.
 _base_ = [
     '../_base_/models/mask-rcnn_vmamba-tiny_fpn.py',
-    'mmdet::_base_/datasets/coco_instance.py',
+    '../_base_/datasets/coco_instance.py',
     '../_base_/schedules/mask-rcnn_adamw_1x.py',
     '../_base_/default_runtime_det.py',
 ]
@@ -39,14 +39,14 @@ model = dict(
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200)))
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='RandomFlip', prob=0.5),
     dict(type='PackDetInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=image_size, keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(

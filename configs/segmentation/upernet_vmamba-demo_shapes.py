@@ -33,9 +33,11 @@ model = dict(
     auxiliary_head=dict(
         in_channels=128, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
 
+check_labels = dict(type='CheckSegLabels', num_classes=num_classes)
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    check_labels,
     dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0), keep_ratio=True),
     dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
     dict(type='RandomFlip', prob=0.5),
@@ -43,9 +45,10 @@ train_pipeline = [
     dict(type='PackSegInputs'),
 ]
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='Resize', scale=scale, keep_ratio=True),
     dict(type='LoadAnnotations', reduce_zero_label=True),
+    check_labels,
     dict(type='PackSegInputs'),
 ]
 shapes_dataset = dict(
@@ -63,7 +66,7 @@ train_dataloader = dict(
 val_dataloader = dict(
     num_workers=0,
     persistent_workers=False,
-    dataset=dict(**shapes_dataset, pipeline=test_pipeline))
+    dataset=dict(**shapes_dataset, test_mode=True, pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_iters = 500

@@ -1,4 +1,5 @@
-"""Checks of a config's datasets before a run starts: is the data where the config says it is?"""
+"""Checks of a config's data settings before a run starts: is the data where the config says it is, does
+evaluation see every image, does a training batch hold enough samples for the model's BatchNorms?"""
 import os.path as osp
 
 # What the datasets of vmamba_mm's configs expect under data_root.
@@ -31,6 +32,17 @@ WRAPPERS = ('RepeatDataset', 'ClassBalancedDataset', 'ConcatDataset', 'MultiImag
 
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset's root folder, annotation file or image folder named by the config does not exist."""
+
+
+class BadAnnotationError(ValueError):
+    """An annotation (or image entry) of a COCO-style file cannot be used: NaN/inf or out-of-image
+    coordinates, a polygon of fewer than 3 points, an empty segmentation where masks are trained, a box
+    without positive size, an unknown category."""
+
+
+class DataConfigError(ValueError):
+    """A config's data settings would give a wrong result or a failing run: images skipped in evaluation,
+    training batches too small for the model's BatchNorms."""
 
 
 def check_dataset_roots(cfg, dataloaders=('train_dataloader', 'val_dataloader', 'test_dataloader')):
@@ -87,3 +99,76 @@ def _check(dataset, key):
     raise DatasetNotFoundError(
         f'{key} ({kind}): {missing}.{expected}Point the config at the data, e.g. --cfg-options '
         f'{key}.data_root=/path/to/data (or set data_root in the config).')
+
+
+def check_data_pipelines(cfg, dataloaders=('val_dataloader', 'test_dataloader')):
+    """Raise :class:`DataConfigError` when a pipeline of `dataloaders` (or ``cfg.tta_pipeline``, which
+    `tools/test.py --tta` puts in place of the test pipeline) skips unreadable images
+    (``CheckedLoadImageFromFile`` with ``on_error='skip'``): evaluation would score other images in their
+    place, and a metric over a different set than the config names misleads."""
+    pipelines = [(f'{key}.pipeline', dataset.get('pipeline') or [])
+                 for name in dataloaders if (cfg.get(name) or {}).get('dataset')
+                 for key, dataset in _leaf_datasets(cfg[name]['dataset'], f'{name}.dataset')]
+    if cfg.get('tta_pipeline'):
+        pipelines.append(('tta_pipeline', cfg['tta_pipeline']))
+    for key, pipeline in pipelines:
+        for step in _steps(pipeline):
+            if step.get('type') == 'CheckedLoadImageFromFile' and step.get('on_error') == 'skip':
+                raise DataConfigError(
+                    f"{key} loads images with on_error='skip': evaluation would score other images in place of "
+                    "the unreadable ones. Skip only in the training pipeline; here use on_error='raise' (the "
+                    'default) and fix or remove the files it names.')
+
+
+def _steps(pipeline):
+    """The transform configs of `pipeline`, through the nested lists of wrappers (TestTimeAug, RandomChoice)."""
+    for step in pipeline:
+        if isinstance(step, (list, tuple)):
+            yield from _steps(step)
+        elif isinstance(step, dict):
+            yield step
+            for value in step.values():
+                if isinstance(value, (list, tuple)):
+                    yield from _steps(value)
+
+
+def check_batch_norm_batch_size(cfg, world_size=1):
+    """Raise :class:`DataConfigError` when a training batch gives a BatchNorm one value per channel.
+
+    A decode head that pools its input to 1x1 (a ``pool_scales`` with 1, as in UperNet and PSPNet, or an
+    ASPP head's image pooling) normalises that branch over the batch alone; BatchNorm cannot train on a
+    single value per channel and stops with "Expected more than 1 value per channel when training". So
+    ``train_dataloader.batch_size`` must be at least 2 per process, or the head's norm a SyncBN over
+    `world_size` >= 2 processes (mmengine turns SyncBN into BN when not distributed), or a norm that does
+    not use the batch (GN). Configs without a training loop are not checked: evaluation uses the running
+    statistics."""
+    if cfg.get('train_cfg') is None or not cfg.get('train_dataloader'):
+        return
+    batch_size = cfg['train_dataloader'].get('batch_size', 1)
+    for key, head in _pooling_heads(cfg.get('model') or {}, 'model'):
+        norm = (head.get('norm_cfg') or {}).get('type')
+        norm = norm if isinstance(norm, str) else getattr(norm, '__name__', str(norm))
+        if 'BN' not in norm and 'BatchNorm' not in norm:
+            continue
+        synced = world_size if 'Sync' in norm else 1
+        if batch_size * synced >= 2:
+            continue
+        processes = f' over {world_size} processes' if 'Sync' in norm else ''
+        raise DataConfigError(
+            f'train_dataloader.batch_size is {batch_size}{processes}, so the {norm} after the 1x1 pooling of '
+            f'{key} ({head.get("type")}) normalises one value per channel, which training cannot do ("Expected '
+            'more than 1 value per channel when training"). Train with train_dataloader.batch_size >= 2 per GPU, '
+            f"or SyncBN over 2 or more GPUs ({key}.norm_cfg=dict(type='SyncBN', requires_grad=True)), or a norm "
+            f"that does not use the batch ({key}.norm_cfg=dict(type='GN', num_groups=32, requires_grad=True)).")
+
+
+def _pooling_heads(cfg, key):
+    """(config key, config) of the model's parts that pool features to 1x1 before a normalised conv."""
+    if isinstance(cfg, dict):
+        if 1 in (cfg.get('pool_scales') or ()) or 'ASPP' in str(cfg.get('type', '')):
+            yield key, cfg
+        for name, value in cfg.items():
+            yield from _pooling_heads(value, f'{key}.{name}')
+    elif isinstance(cfg, (list, tuple)):
+        for index, value in enumerate(cfg):
+            yield from _pooling_heads(value, f'{key}[{index}]')

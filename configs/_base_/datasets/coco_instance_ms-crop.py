@@ -2,12 +2,12 @@
 # DETR / Swin's 3x schedule: either resize the short side to one of 480..800 (step 32), or
 # resize to 400/500/600, crop a 384..600 patch and then resize as in the first branch.
 # Testing is unchanged: 1333x800.
-_base_ = 'mmdet::_base_/datasets/coco_instance.py'
+_base_ = './coco_instance.py'
 
 multi_scale = [(short_side, 1333) for short_side in range(480, 801, 32)]
 
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
     dict(type='RandomFlip', prob=0.5),
     dict(

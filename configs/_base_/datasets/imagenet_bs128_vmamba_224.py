@@ -15,8 +15,13 @@ data_preprocessor = dict(
 bgr_mean = data_preprocessor['mean'][::-1]
 bgr_std = data_preprocessor['std'][::-1]
 
+# Data checked at the door: an unreadable image or a label past the head's classes stops the run naming
+# the file (vmamba_mm.datasets.CheckedLoadImageFromFile, CheckClassLabels). A config for other classes
+# sets the check's num_classes too.
+check_labels = dict(type='CheckClassLabels', num_classes=data_preprocessor['num_classes'])
+
 train_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='RandomResizedCrop', scale=224, backend='pillow', interpolation='bicubic'),
     dict(type='RandomFlip', prob=0.5, direction='horizontal'),
     dict(
@@ -35,13 +40,15 @@ train_pipeline = [
         max_area_ratio=1 / 3,
         fill_color=bgr_mean,
         fill_std=bgr_std),
+    check_labels,
     dict(type='PackInputs'),
 ]
 
 test_pipeline = [
-    dict(type='LoadImageFromFile'),
+    dict(type='CheckedLoadImageFromFile'),
     dict(type='ResizeEdge', scale=256, edge='short', backend='pillow', interpolation='bicubic'),
     dict(type='CenterCrop', crop_size=224),
+    check_labels,
     dict(type='PackInputs'),
 ]
 
@@ -62,7 +69,8 @@ val_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
-    dataset=dict(type=dataset_type, data_root=data_root, split='val', pipeline=test_pipeline),
+    # test_mode: a sample the pipeline cannot produce is an error, never replaced by another image.
+    dataset=dict(type=dataset_type, data_root=data_root, split='val', test_mode=True, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
 )
 val_evaluator = dict(type='Accuracy', topk=(1, 5))

@@ -100,14 +100,21 @@ class HalfSavingLayerNorm(nn.LayerNorm):
 
     Used wherever autocast would run the norm in fp32 (on CUDA always, on the CPU for fp32
     input), so outputs are those of nn.LayerNorm; elsewhere it is nn.LayerNorm. Every
-    LayerNorm of the backbone is one: under AMP their fp32 inputs were about 30% of what
-    VMamba-T's training forward keeps (docs/perf_notes.md, change 6).
+    LayerNorm of the backbone is one: under AMP their fp32 inputs are a large share of what
+    the training forward keeps for the backward.
+
+    An input of another dtype than the parameters outside autocast (SS2D's fp32 scan output in a
+    model cast with ``model.half()`` or ``model.bfloat16()``) is normalised in the input's dtype,
+    the parameters cast to it, as autocast would; nn.LayerNorm refuses mixed dtypes.
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         device_type = x.device.type
-        if (self.weight is None or len(self.normalized_shape) != 1 or not torch.is_grad_enabled()
-                or device_type not in ('cpu', 'cuda') or not torch.is_autocast_enabled(device_type)
+        autocast = device_type in ('cpu', 'cuda') and torch.is_autocast_enabled(device_type)
+        if self.weight is not None and x.dtype != self.weight.dtype and not autocast:
+            bias = None if self.bias is None else self.bias.to(x.dtype)
+            return F.layer_norm(x, self.normalized_shape, self.weight.to(x.dtype), bias, self.eps)
+        if (self.weight is None or len(self.normalized_shape) != 1 or not torch.is_grad_enabled() or not autocast
                 or (device_type == 'cpu' and x.dtype != torch.float32)):
             return super().forward(x)
         saved_dtype = torch.get_autocast_dtype(device_type)
@@ -548,6 +555,9 @@ class VMamba(BaseModule):
         if not torch.compiler.is_compiling() and not torch.jit.is_tracing() and not torch.isfinite(x).all():
             raise ValueError(f'VMamba input holds {int((~torch.isfinite(x)).sum())} non-finite values (NaN/inf); '
                              'check the data and its normalisation (a std of 0 divides by zero).')
+        stem_dtype = next(self.patch_embed.parameters()).dtype
+        if x.dtype != stem_dtype and not torch.is_autocast_enabled(x.device.type):
+            x = x.to(stem_dtype)  # a .half() / .bfloat16() model still gets fp32 images from its preprocessor
         x = self.patch_embed(x)
         outs = []
         for i, stage in enumerate(self.stages):
