@@ -11,12 +11,21 @@ import kernels
 from kernel_oracles import nan_filled
 
 BACKENDS = ['torch', 'triton']
+# The Triton backend runs on CUDA tensors, or on CPU tensors under the interpreter where there is no GPU.
+DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 
 
 @pytest.fixture(autouse=True)
 def poisoned_buffers(monkeypatch):
     monkeypatch.setattr(torch, 'empty', nan_filled(torch.empty))
     monkeypatch.setattr(torch, 'empty_like', nan_filled(torch.empty_like))
+
+
+@pytest.fixture(autouse=True)
+def on_the_kernels_device():
+    """Every input of these tests is made on the device the Triton kernels run on."""
+    with torch.device(DEVICE):
+        yield
 
 
 def run_and_check(op, inputs, expected_shape):
