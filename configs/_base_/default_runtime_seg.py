@@ -12,6 +12,8 @@ default_hooks = dict(
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='SegLocalVisualizer', vis_backends=vis_backends, name='visualizer')
 log_processor = dict(by_epoch=False)
+# Training crops all have one size, so cuDNN's autotuned convolutions pay off, as mmseg's runtime has it.
+env_cfg = dict(cudnn_benchmark=True)
 
 # tools/test.py --tta merges the predictions of the config's tta_pipeline with this model.
 tta_model = dict(type='SegTTAModel')

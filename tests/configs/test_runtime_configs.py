@@ -25,6 +25,8 @@ def test_config_runs_on_the_shared_runtime(config):
     # Any tool that reads the config (upstream mm* tools too) imports vmamba_mm and builds its strict runner.
     assert cfg.custom_imports == dict(imports=['vmamba_mm'], allow_failed_imports=False)
     assert cfg.runner_type == 'StrictRunner'
+    # cuDNN autotuning where every training batch has one shape (segmentation's fixed crops), as mmseg has it.
+    assert cfg.env_cfg.cudnn_benchmark == (scope == 'mmseg')
     hooks = cfg.default_hooks
     assert hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert hooks.non_finite_loss == dict(type='NonFiniteLossHook')
