@@ -7,7 +7,6 @@ segmentation (mmseg), chosen by the config's `default_scope`, on mmengine's Runn
 """
 import argparse
 import logging
-import os.path as osp
 
 from mmengine.config import DictAction
 from mmengine.logging import print_log
@@ -15,6 +14,8 @@ from mmengine.logging import print_log
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba registration)
 from vmamba_mm import launch
 from vmamba_mm.datasets import check_batch_norm_batch_size, check_data_pipelines, check_dataset_roots
+from vmamba_mm.engine.runner import check_resumable
+from vmamba_mm.loading import read_checkpoint
 
 
 def parse_args(argv=None):
@@ -58,8 +59,8 @@ def build_config(args):
         cfg.auto_scale_lr.enable = True
 
     explicit_resume = args.resume not in (None, 'auto')
-    if explicit_resume and not osp.isfile(args.resume):
-        raise FileNotFoundError(f'checkpoint {args.resume} does not exist')
+    if explicit_resume:  # a bad checkpoint gets its clear error now, before the Runner writes anything
+        check_resumable(read_checkpoint(args.resume), args.resume)
 
     cfg.launcher = args.launcher
     work_dir = launch.resolve_work_dir(cfg, args.work_dir, args.config)
@@ -75,6 +76,8 @@ def build_config(args):
         if checkpoint is None:
             print_log(f'--resume: no checkpoint in {work_dir} yet, training starts from the beginning',
                       logger='current', level=logging.WARNING)
+        elif not explicit_resume:
+            check_resumable(read_checkpoint(checkpoint), checkpoint)
         cfg.resume = checkpoint is not None
         cfg.load_from = checkpoint
 

@@ -105,6 +105,21 @@ def test_load_from_takes_an_mm_or_a_bare_state_dict(trained, tmp_path, wrapped):
         assert torch.equal(runner.model.state_dict()[key], value), key
 
 
+def test_a_test_time_augmented_model_loads_its_inner_models_checkpoint(trained, tmp_path):
+    from mmengine.model import BaseTTAModel
+
+    class MergeByFirst(BaseTTAModel):
+
+        def merge_preds(self, data_samples_list):
+            return [samples[0] for samples in data_samples_list]
+
+    path, weights = trained
+    runner = _runner(tmp_path / 'tta', model=MergeByFirst(module=TwoLayers()), load_from=str(path))
+    runner.load_or_resume()
+    for key, value in weights.items():
+        assert torch.equal(runner.model.module.state_dict()[key], value), key
+
+
 def test_a_model_level_pretrained_init_cfg_is_strict(trained, tmp_path):
     path, weights = trained
     init_cfg = dict(type='Pretrained', checkpoint=str(path))

@@ -8,7 +8,7 @@ mmengine's behaviour otherwise.
 import contextlib
 
 import torch
-from mmengine.model import BaseModule, is_model_wrapper
+from mmengine.model import BaseModule, BaseTTAModel, is_model_wrapper
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
@@ -33,6 +33,16 @@ def compile_options_of(cfg):
     if not isinstance(options, dict):
         raise ValueError(f'compile must be True, False or a dict of torch.compile arguments, got {options!r}')
     return dict(options)
+
+
+def check_resumable(checkpoint, filename):
+    """Raise :class:`~vmamba_mm.loading.CheckpointError` unless ``checkpoint`` (read from ``filename``) holds what
+    ``--resume`` continues a run from."""
+    missing = [entry for entry in RESUME_ENTRIES if not isinstance(checkpoint.get(entry), dict)]
+    if missing:
+        raise CheckpointError(
+            f'--resume {filename}: not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
+            f'to start a new run from its weights, pass --cfg-options load_from={filename} instead')
 
 
 def _is_pretrained(init_cfg):
@@ -67,7 +77,10 @@ class StrictRunner(Runner):
 
     @property
     def _bare_model(self):
-        return self.model.module if is_model_wrapper(self.model) else self.model
+        """The model without its DDP-style wrapper or test-time-augmentation wrapper (whose weights are the
+        wrapped model's, as mmengine loads them)."""
+        model = self.model.module if is_model_wrapper(self.model) else self.model
+        return model.module if isinstance(model, BaseTTAModel) else model
 
     def _official_task(self):
         """The converter task for an official checkpoint loaded into the whole model, if it has a VMamba."""
@@ -82,11 +95,7 @@ class StrictRunner(Runner):
         checkpoint as the hooks saw it (mmengine names; ``state_dict`` always present)."""
         checkpoint = read_checkpoint(filename)
         if self._resume:
-            missing = [entry for entry in RESUME_ENTRIES if not isinstance(checkpoint.get(entry), dict)]
-            if missing:
-                raise CheckpointError(
-                    f'--resume {filename}: not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
-                    f'to start a new run from its weights, pass --cfg-options load_from={filename} instead')
+            check_resumable(checkpoint, filename)
         checkpoint = self._as_mm_checkpoint(checkpoint, filename)
         self.call_hook('after_load_checkpoint', checkpoint=checkpoint)
         load_weights(self._bare_model, checkpoint, strict=strict, name=filename, hint=self.WHOLE_MODEL_HINT)
