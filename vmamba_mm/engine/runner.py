@@ -13,8 +13,8 @@ from mmengine.model.weight_init import PretrainedInit
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from ..loading import CheckpointError, load_weights, official_checkpoint, read_checkpoint, state_dict_of
 from ..converters import official_to_mm
+from ..loading import CheckpointError, load_weights, official_checkpoint, read_checkpoint, state_dict_of
 from ..models import VMamba, compile_settings_for
 
 # default_scope -> the converter's task name for official checkpoints.
