@@ -31,7 +31,7 @@ def _snapshot(folder):
 def _fake_run(work_dir):
     """A work dir as a finished mmengine run leaves it: a checkpoint and `last_checkpoint` naming it."""
     work_dir.mkdir(parents=True)
-    torch.save({'state_dict': {}, 'meta': {}}, work_dir / 'epoch_1.pth')
+    torch.save({'state_dict': {}, 'meta': {}, 'optimizer': {}, 'message_hub': {}}, work_dir / 'epoch_1.pth')
     (work_dir / 'last_checkpoint').write_text(str(work_dir / 'epoch_1.pth'))
 
 
