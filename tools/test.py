@@ -3,8 +3,9 @@ segmentation (mmseg), chosen by the config's `default_scope`.
 
 Checkpoints written by tools/train.py and official VMamba checkpoints (`{'model': ...}`, converted on
 the fly) are both accepted, and loaded strictly: a checkpoint that does not fit the config's model is an
-IncompatibleCheckpointError listing the keys, before anything is evaluated. With an EMA hook in the config, the EMA weights are evaluated and, where
-the hook asks for it, the raw weights too (their metrics carry an `_origin` suffix).
+IncompatibleCheckpointError listing the keys, before anything is evaluated. With an EMA hook in the config,
+the EMA weights are evaluated and, where the hook asks for it, the raw weights too (their metrics carry an
+`_origin` suffix).
 
     python tools/test.py configs/classification/vmamba-demo_digits.py work_dirs/vmamba-demo_digits/epoch_12.pth
     python tools/test.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py vssm1_tiny_0230s_ckpt_epoch_264.pth
