@@ -23,7 +23,7 @@ MODELS = {
 CHEAP = {'vmamba-tiny_8xb128-300e_in1k.py'}
 # The vanilla design scans with d_state 16, which the CPU's torch reference materialises per state: a 224² step
 # of a vanilla model takes many minutes on a CPU, mostly allocating memory. They step at lower resolution; the
-# models of the v2 design (the paper's T/S/B) step at 224².
+# models of the current design (the paper's T/S/B) step at 224².
 STEP_SIZE = {
     'vmamba-vanilla-tiny_8xb128-300e_in1k.py': 112,
     'vmamba-vanilla-small_8xb128-300e_in1k.py': 64,

@@ -24,7 +24,7 @@ TASKS = {
 
 
 def official_name(name):
-    """The official model's name of one of our backbone parameters (v2 design)."""
+    """The official model's name of one of our backbone parameters (current design)."""
     match = re.fullmatch(r'stages\.(\d+)\.blocks\.(\d+)\.(.+)', name)
     if match:
         stage, block, rest = match.groups()

@@ -40,7 +40,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--dtypes', nargs='+', default=list(DTYPES), choices=list(DTYPES))
     parser.add_argument('--shapes', nargs='+', default=[s[0] for s in SHAPES], choices=[s[0] for s in SHAPES])
-    parser.add_argument('--d-state', type=int, default=1, help='N (the v2 design: 1; vanilla: 16)')
+    parser.add_argument('--d-state', type=int, default=1, help='N (the current design: 1; vanilla: 16)')
     parser.add_argument('--channels-first', action='store_true', help='(B, D, H, W) input instead of (B, H, W, D)')
     parser.add_argument('--reps', type=int, default=50, help='timed repeats (median reported)')
     parser.add_argument('--warmup', type=int, default=10)

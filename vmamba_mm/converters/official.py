@@ -3,9 +3,9 @@
 This is the only place that knows the official parameter names. Two official layouts exist:
 
 * current: ``patch_embed.{0,2,5,7}``, ``layers.i.blocks.j.{norm,op,norm2,mlp}``,
-  ``layers.i.downsample.{1,3}`` (v2) or ``.{norm,reduction}`` (v0), ``classifier.{norm,head}``;
+  ``layers.i.downsample.{1,3}`` (current design) or ``.{norm,reduction}`` (vanilla), ``classifier.{norm,head}``;
   detection/segmentation checkpoints add ``backbone.`` and ``backbone.outnorm{i}``;
-* legacy (early v0 releases): ``patch_embed.{proj,norm}``, ``ln_1``, ``self_attention``, and a
+* legacy (early vanilla releases): ``patch_embed.{proj,norm}``, ``ln_1``, ``self_attention``, and a
   top-level ``norm``/``head``.
 
 A pure key map, like timm's checkpoint filter functions: it renames and reshapes tensors and

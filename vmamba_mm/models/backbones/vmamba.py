@@ -2,7 +2,7 @@
 
 One backbone class, :class:`VMamba`, covers the released family in its two designs:
 
-* the v2 design (``tiny``, ``small``, ``base`` and the other released sizes of that design): a
+* the current design (``tiny``, ``small``, ``base`` and the other released sizes of that design): a
   two-convolution stem, strided-conv downsampling, and blocks of ``x + SS2D(LN(x))`` followed by
   ``x + MLP(LN(x))``. SS2D is the paper's final form (no z-gate, depthwise conv without bias,
   d_state 1).
@@ -131,7 +131,7 @@ class SS2D(nn.Module):
         embed_dims (int): Block width C.
         ssm_ratio (float): Inner width D = int(ssm_ratio * C).
         d_state (int): SSM state size N.
-        vanilla (bool): The v0 form: ``in_proj`` C -> 2D whose second half gates the
+        vanilla (bool): The vanilla form: ``in_proj`` C -> 2D whose second half gates the
             output through SiLU, and a depthwise conv with bias.
         kernel_backend (str, optional): ``kernels`` backend; None lets the package choose.
     """
@@ -281,7 +281,7 @@ class Mlp(nn.Module):
 
 
 class VSSBlock(nn.Module):
-    """``x + DropPath(SS2D(LN(x)))``, then (v2 design only) ``x + DropPath(MLP(LN(x)))``."""
+    """``x + DropPath(SS2D(LN(x)))``, then (current design only) ``x + DropPath(MLP(LN(x)))``."""
 
     mlp_ratio = 4.0
 
@@ -375,7 +375,7 @@ class VMamba(BaseModule):
         'tiny': dict(dims=96, depths=(2, 2, 8, 2), ssm_ratio=1.0, d_state=1),
         'small': dict(dims=96, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1),
         'base': dict(dims=128, depths=(2, 2, 15, 2), ssm_ratio=2.0, d_state=1),
-        # The other released sizes of the v2 design.
+        # The other released sizes of the current design.
         'tiny-s2l5': dict(dims=96, depths=(2, 2, 5, 2), ssm_ratio=2.0, d_state=1),
         'small-s1l20': dict(dims=96, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1),
         'base-s1l20': dict(dims=128, depths=(2, 2, 20, 2), ssm_ratio=1.0, d_state=1),
@@ -485,7 +485,7 @@ class VMamba(BaseModule):
         return tuple(sorted(set(parsed)))
 
     def make_stem(self, in_channels: int, embed_dims: int) -> nn.Module:
-        """Stride-4 stem: a 4x4 patchify conv (vanilla) or two 3x3 stride-2 convs (v2 design).
+        """Stride-4 stem: a 4x4 patchify conv (vanilla) or two 3x3 stride-2 convs (current design).
 
         It takes NCHW images and returns channels-last features.
         """
@@ -506,7 +506,7 @@ class VMamba(BaseModule):
                 norm2=HalfSavingLayerNorm(embed_dims)))
 
     def make_downsample(self, in_dims: int, out_dims: int) -> nn.Module:
-        """Halves the resolution: Swin patch merging (vanilla) or a 3x3 stride-2 conv + LN (v2 design)."""
+        """Halves the resolution: Swin patch merging (vanilla) or a 3x3 stride-2 conv + LN (current design)."""
         if self.vanilla:
             return PatchMerging(in_dims, out_dims)
         return nn.Sequential(
