@@ -206,6 +206,15 @@ class ResumableLoopMixin:
         self.runner.message_hub.update_info(LAST_STEP, dict(epoch=self._pass, batch=self._batch,
                                                             rng=capture_rng_state()))
 
+    def _validate_if_due(self, step, last_step):
+        """Validation after `step` epochs or iterations when the interval asks for it, with the random states
+        saved and restored around it, so training draws the same numbers whatever the validation interval."""
+        self._decide_current_val_interval()
+        if (self.runner.val_loop is not None and step >= self.val_begin
+                and (step % self.val_interval == 0 or step == last_step)):
+            with rng_state_kept():
+                self.runner.val_loop.run()
+
     def _resume_point(self):
         """Where a resumed run picks up, from the message hub a checkpoint restored: (pass over the data, batches
         of it already trained, random states at its start and after the last step); None for a fresh run."""
@@ -262,11 +271,7 @@ class ResumableEpochBasedTrainLoop(ResumableLoopMixin, EpochBasedTrainLoop):
             self.run_epoch(resume[1:] if resume else None)
             resume = None
 
-            self._decide_current_val_interval()
-            if (self.runner.val_loop is not None and self._epoch >= self.val_begin
-                    and (self._epoch % self.val_interval == 0 or self._epoch == self._max_epochs)):
-                with rng_state_kept():
-                    self.runner.val_loop.run()
+            self._validate_if_due(self._epoch, self._max_epochs)
 
         self.runner.call_hook('after_train')
         return self.runner.model
@@ -342,11 +347,7 @@ class ResumableIterBasedTrainLoop(ResumableLoopMixin, IterBasedTrainLoop):
                 data_batch = next(batches)
             self.run_iter(data_batch)
 
-            self._decide_current_val_interval()
-            if (self.runner.val_loop is not None and self._iter >= self.val_begin
-                    and (self._iter % self.val_interval == 0 or self._iter == self._max_iters)):
-                with rng_state_kept():
-                    self.runner.val_loop.run()
+            self._validate_if_due(self._iter, self._max_iters)
 
         self.runner.call_hook('after_train_epoch')
         self.runner.call_hook('after_train')
