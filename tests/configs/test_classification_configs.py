@@ -69,7 +69,7 @@ def test_recipe_is_the_official_one(name):
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 1024
     assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=5e-4 * 1024 / 512, weight_decay=0.05, eps=1e-8,
-                                               betas=(0.9, 0.999))
+                                               betas=(0.9, 0.999), fused=True)
     assert cfg.optim_wrapper.clip_grad == dict(max_norm=5.0)
     assert cfg.train_cfg.max_epochs == 300 and cfg.train_dataloader.drop_last
     assert cfg.train_cfg.type == 'ResumableEpochBasedTrainLoop'  # mmengine's epoch loop + exact mid-epoch resume

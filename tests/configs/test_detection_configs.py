@@ -64,7 +64,8 @@ def test_recipe_is_the_official_one(size, schedule):
 
     # AdamW 1e-4 for 8 GPUs x 2 images; backbone norms decayed as the official configs decay them
     # (tests/configs/test_downstream_weight_decay.py checks every parameter).
-    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05)
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05,
+                                               fused=True)
     assert cfg.optim_wrapper.paramwise_cfg == dict(custom_keys={
         'norm': dict(decay_mult=0.), 'patch_embed.norm': dict(decay_mult=1.), 'downsample.norm': dict(decay_mult=1.)})
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 16

@@ -68,7 +68,8 @@ def test_recipe_is_the_official_one(size):
 
     # AdamW 6e-5 for 8 GPUs x 2 images, backbone norms decayed as the official configs decay them
     # (tests/configs/test_downstream_weight_decay.py checks every parameter); 160k iterations, 1500 warm-up.
-    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01)
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01,
+                                               fused=True)
     assert cfg.optim_wrapper.paramwise_cfg == dict(custom_keys={
         'norm': dict(decay_mult=0.), 'patch_embed.norm': dict(decay_mult=1.), 'downsample.norm': dict(decay_mult=1.)})
     assert cfg.train_dataloader.batch_size == 2

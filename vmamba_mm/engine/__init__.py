@@ -1,5 +1,6 @@
 """mmengine extensions used by vmamba_mm's entry points."""
 from .cpu_dist import CPUDistributedDataParallel, LauncherEnvironmentError, setup_cpu_distributed
+from .ema import ForeachExponentialMovingAverage
 from .hooks import AtomicCheckpointHook, CheckpointSaveError, NonFiniteLossError, NonFiniteLossHook
 from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop, ResumeError
 from .optim_wrapper import CPUAutocastOptimWrapper
@@ -7,6 +8,7 @@ from .runner import StrictRunner, compile_options_of
 
 __all__ = [
     'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel',
-    'LauncherEnvironmentError', 'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop',
-    'ResumableIterBasedTrainLoop', 'ResumeError', 'StrictRunner', 'compile_options_of', 'setup_cpu_distributed'
+    'ForeachExponentialMovingAverage', 'LauncherEnvironmentError', 'NonFiniteLossError', 'NonFiniteLossHook',
+    'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop', 'ResumeError', 'StrictRunner', 'compile_options_of',
+    'setup_cpu_distributed'
 ]
