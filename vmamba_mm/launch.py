@@ -214,7 +214,7 @@ def run_tool(make_config, run):
         try:
             try:
                 cfg = make_config()
-                compile_options_of(cfg)  # a bad `compile` value is named now, not when training starts
+                compile_options_of(cfg, 'cpu')  # a bad `compile` value is named now, not when training starts
                 runner = build_runner(cfg)
             except USER_ERRORS as error:
                 sys.exit(f'{type(error).__name__}: {error}')

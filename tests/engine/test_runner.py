@@ -160,10 +160,27 @@ def test_a_compiled_run_holds_vmamba_compile_settings(tmp_path, monkeypatch, wit
     assert _settings() == default
 
 
-def test_compile_options_come_from_the_config_and_a_bad_one_is_named():
-    assert compile_options_of(Config(dict())) is None
-    assert compile_options_of(Config(dict(compile=False))) is None
-    assert compile_options_of(Config(dict(compile=True))) == {}
-    assert compile_options_of(Config(dict(compile=dict(mode='max-autotune')))) == {'mode': 'max-autotune'}
-    with pytest.raises(ValueError, match="compile must be True, False or a dict of torch.compile arguments, got 'fast'"):
-        compile_options_of(Config(dict(compile='fast')))
+@pytest.mark.parametrize('device_type', ['cpu', 'cuda'])
+def test_compile_options_come_from_the_config_and_a_bad_one_is_named(device_type):
+    assert compile_options_of(Config(dict()), device_type) is None
+    assert compile_options_of(Config(dict(compile=False)), device_type) is None
+    assert compile_options_of(Config(dict(compile=True)), device_type) == {}
+    assert compile_options_of(Config(dict(compile=dict(mode='max-autotune'))), device_type) == {'mode': 'max-autotune'}
+    with pytest.raises(ValueError, match="compile must be True, False, 'auto' or a dict of torch.compile arguments, "
+                       "got 'fast'"):
+        compile_options_of(Config(dict(compile='fast')), device_type)
+
+
+def test_auto_compile_compiles_on_gpus_only():
+    assert compile_options_of(Config(dict(compile='auto')), 'cuda') == {}
+    assert compile_options_of(Config(dict(compile='auto')), 'cpu') is None
+
+
+def test_auto_compile_leaves_a_cpu_run_eager(tmp_path, monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, 'compile', lambda function, **options: compiled.append(options) or function)
+    runner = _runner(tmp_path / 'auto', model=TwoLayers(with_vmamba=True), cfg=dict(compile='auto'))
+    runner._train_loop = runner.build_train_loop(runner._train_loop)
+    monkeypatch.setattr(runner._train_loop, 'run', lambda: None)
+    runner.train()
+    assert not runner._forward_compiled and compiled == []

@@ -436,6 +436,7 @@ def test_a_config_asking_for_compile_trains_with_its_model_forward_compiled(tmp_
     assert train.returncode == 0, train.stderr[-3000:]
     traced = re.findall(r'torchdynamo done tracing (\w+)', train.stderr)
     assert traced and set(traced) == {'forward'}  # not mmengine's train_step with its optimizer step
+    assert re.search(r'first training iteration \(compilation included\): [\d.]+ s', train.stdout + train.stderr)
     (log, ) = work_dir.glob('*/vis_data/scalars.json')
     assert [json.loads(line)['step'] for line in log.read_text().splitlines()] == [2, 4, 6]
     assert 'compile = True' in (work_dir / config.name).read_text()  # the run's record keeps the request
@@ -444,4 +445,4 @@ def test_a_config_asking_for_compile_trains_with_its_model_forward_compiled(tmp_
 def test_a_compile_option_that_is_neither_a_flag_nor_arguments_is_named(tmp_path):
     config = _tiny_synthetic_config(tmp_path, "compile = 'fast'\n")
     assert _exit_message(train_tool, [str(config), '--work-dir', str(tmp_path / 'work')]) == (
-        "ValueError: compile must be True, False or a dict of torch.compile arguments, got 'fast'")
+        "ValueError: compile must be True, False, 'auto' or a dict of torch.compile arguments, got 'fast'")

@@ -134,6 +134,12 @@ class StepRecorder:
         """The batch is in hand: the iteration so far was spent waiting for data."""
         self.add('data', self._iteration_start, self.clock.mark())
 
+    def note_memory(self):
+        """Keep the peak memory of a timed iteration. Read before mmengine's logger, which resets the peak whenever
+        it logs the memory."""
+        if self.device.type == 'cuda' and self.done >= self.warmup:
+            self.peak_memory = max(self.peak_memory or 0, torch.cuda.max_memory_allocated(self.device))
+
     def close_iteration(self):
         """The end of an iteration; returns its index."""
         end = self.clock.mark()
@@ -154,8 +160,6 @@ class StepRecorder:
         if index == self.total - 1:
             self.clock.synchronize()
             self.timed_wall_s = time.perf_counter() - self._timed_start
-            if self.device.type == 'cuda':
-                self.peak_memory = torch.cuda.max_memory_allocated(self.device)
         return index
 
     def _durations(self, spans):
@@ -300,6 +304,8 @@ class RunnerProfiler:
                 return call_hook(fn_name, **kwargs)
             if fn_name == 'before_train_iter':
                 recorder.data_ready()
+            else:
+                recorder.note_memory()
             recorder.begin('hook_calls')
             call_hook(fn_name, **kwargs)
             recorder.end('hook_calls')
@@ -399,7 +405,8 @@ def benchmark_cfg(cfg, iterations, warmup, amp=False, compile=None, batch_size=N
         launch.enable_amp(cfg)
     launch.amp_on_cpu(cfg)
     if compile is not None:
-        cfg.compile = (cfg.get('compile') or True) if compile else False
+        # --compile keeps a config's torch.compile arguments; 'auto' would not compile on a CPU.
+        cfg.compile = (cfg.compile if isinstance(cfg.get('compile'), dict) else True) if compile else False
     if batch_size is not None:
         cfg.train_dataloader.batch_size = batch_size
     steps = warmup + iterations
@@ -418,6 +425,8 @@ def benchmark_cfg(cfg, iterations, warmup, amp=False, compile=None, batch_size=N
     cfg.launcher = 'none'
     # mmengine names its global logger and visualizer after the experiment: one name per run in this process.
     cfg.experiment_name = f'benchmark_train_{tag}_{next(_RUN_NUMBERS)}'
+    if cfg.get('visualizer') is not None:  # the det/seg runtimes name theirs 'visualizer'
+        cfg.visualizer.name = cfg.experiment_name
     if work_dir is not None:
         cfg.work_dir = work_dir
     return cfg
@@ -524,7 +533,7 @@ def _settings_of(runner, profiler):
         loss_scale=float(wrapper.loss_scaler.get_scale()) if isinstance(wrapper, AmpOptimWrapper) else None,
         ema=ema,
         hooks=[type(hook).__name__ for hook in runner.hooks],
-        compile=compile_options_of(runner.cfg),
+        compile=compile_options_of(runner.cfg, next(runner.model.parameters()).device.type),
         cudnn_benchmark=torch.backends.cudnn.benchmark,
         iterations_run=runner.iter,
     )
@@ -553,7 +562,7 @@ def benchmark_config(config, iterations=50, warmup=10, amp=False, compile=None, 
         runner = launch.build_runner(cfg)
         device = next(runner.model.parameters()).device
         recorder = StepRecorder(device, warmup, iterations)
-        compiled = launch.compile_options_of(cfg) is not None
+        compiled = launch.compile_options_of(cfg, device.type) is not None
         profiler = RunnerProfiler(runner, recorder, backbone_probe=not compiled)
         runner.train()
         if not recorder.finished:
@@ -709,6 +718,7 @@ def benchmark_official_classification(config, module, iterations=50, warmup=10, 
             losses.append(loss.item())
             recorder.end('hook_calls')
             probe.iteration_ended()
+            recorder.note_memory()
             recorder.close_iteration()
     finally:
         probe.remove()

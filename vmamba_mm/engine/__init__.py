@@ -3,12 +3,12 @@ from .cpu_dist import CPUDistributedDataParallel, LauncherEnvironmentError, setu
 from .ema import ForeachExponentialMovingAverage
 from .hooks import AtomicCheckpointHook, CheckpointSaveError, NonFiniteLossError, NonFiniteLossHook
 from .loops import ResumableEpochBasedTrainLoop, ResumableIterBasedTrainLoop, ResumeError
-from .optim_wrapper import CPUAutocastOptimWrapper
+from .optim_wrapper import CPUAutocastOptimWrapper, MergedGroupsOptimWrapperConstructor, merge_param_groups
 from .runner import StrictRunner, compile_options_of
 
 __all__ = [
     'AtomicCheckpointHook', 'CheckpointSaveError', 'CPUAutocastOptimWrapper', 'CPUDistributedDataParallel',
-    'ForeachExponentialMovingAverage', 'LauncherEnvironmentError', 'NonFiniteLossError', 'NonFiniteLossHook',
-    'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop', 'ResumeError', 'StrictRunner', 'compile_options_of',
-    'setup_cpu_distributed'
+    'ForeachExponentialMovingAverage', 'LauncherEnvironmentError', 'MergedGroupsOptimWrapperConstructor',
+    'NonFiniteLossError', 'NonFiniteLossHook', 'ResumableEpochBasedTrainLoop', 'ResumableIterBasedTrainLoop',
+    'ResumeError', 'StrictRunner', 'compile_options_of', 'merge_param_groups', 'setup_cpu_distributed'
 ]

@@ -6,8 +6,10 @@ checkpoint's ``meta['config']`` to ``Config.fromstring``, which executes it. :cl
 mmengine's behaviour otherwise.
 """
 import contextlib
+import time
 
 import torch
+from mmengine.hooks import Hook
 from mmengine.model import BaseModule, BaseTTAModel, is_model_wrapper
 from mmengine.model.weight_init import PretrainedInit
 from mmengine.registry import RUNNERS
@@ -23,15 +25,19 @@ SCOPE_TASKS = {'mmpretrain': 'cls', 'mmdet': 'det', 'mmseg': 'seg'}
 RESUME_ENTRIES = ('meta', 'optimizer', 'message_hub')
 
 
-def compile_options_of(cfg):
-    """torch.compile's keyword arguments from a config's ``compile``, or None when it asks for no compile."""
+def compile_options_of(cfg, device_type):
+    """torch.compile's keyword arguments from a config's ``compile`` for a model on ``device_type``, or None when
+    it is not to be compiled. ``'auto'`` compiles on GPUs only: on a CPU, compiling costs more than it saves in
+    the short runs done there."""
     options = cfg.get('compile')
+    if options == 'auto':
+        return {} if device_type == 'cuda' else None
     if options is None or options is False:
         return None
     if options is True:
         return {}
     if not isinstance(options, dict):
-        raise ValueError(f'compile must be True, False or a dict of torch.compile arguments, got {options!r}')
+        raise ValueError(f"compile must be True, False, 'auto' or a dict of torch.compile arguments, got {options!r}")
     return dict(options)
 
 
@@ -43,6 +49,26 @@ def check_resumable(checkpoint, filename):
         raise CheckpointError(
             f'--resume {filename}: not a training checkpoint of tools/train.py (no {", ".join(missing)}); '
             f'to start a new run from its weights, pass --cfg-options load_from={filename} instead')
+
+
+class FirstIterationTimeHook(Hook):
+    """Logs how long the first training iteration took: with a compiled model, mostly compilation."""
+
+    def __init__(self):
+        self.start = None
+        self.logged = False
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        if self.start is None:
+            self.start = time.perf_counter()
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
+        if self.logged:
+            return
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        runner.logger.info(f'first training iteration (compilation included): {time.perf_counter() - self.start:.1f} s')
+        self.logged = True
 
 
 def _is_pretrained(init_cfg):
@@ -62,10 +88,11 @@ class StrictRunner(Runner):
     - ``init_cfg=dict(type='Pretrained', checkpoint=..., prefix=None, strict=True)`` on any module of the
       model loads strictly, after the other initialisation as in mmengine (the VMamba backbone loads its own
       the same way). ``strict=False`` is the explicit partial load.
-    - A config's ``compile`` (True, or a dict of torch.compile arguments) compiles the model's forward, and
-      with it the loss and, through AOTAutograd, the backward. mmengine would compile ``train_step``, whose
-      optimizer step dynamo fails on. Training, validation and testing run under VMamba's compile settings
-      (:mod:`vmamba_mm.models.compile_settings`) when the model has a VMamba backbone.
+    - A config's ``compile`` (True, ``'auto'`` for GPUs only, or a dict of torch.compile arguments) compiles the
+      model's forward, and with it the loss and, through AOTAutograd, the backward. mmengine would compile
+      ``train_step``, whose optimizer step dynamo fails on. Training, validation and testing run under VMamba's
+      compile settings (:mod:`vmamba_mm.models.compile_settings`) when the model has a VMamba backbone, and
+      the first training iteration's time, compilation included, is logged.
     """
 
     WHOLE_MODEL_HINT = ("Use a checkpoint of this config's model; to start from another model's backbone, give the "
@@ -143,11 +170,17 @@ class StrictRunner(Runner):
 
     def _maybe_compile(self, target):
         """Compiles the model's forward (whatever ``target`` mmengine names), once."""
-        options = compile_options_of(self.cfg)
-        if options is None or self._forward_compiled:
+        if self._forward_compiled:
+            return
+        parameter = next(self._bare_model.parameters(), None)
+        options = compile_options_of(self.cfg, 'cpu' if parameter is None else parameter.device.type)
+        if options is None:
             return
         self._bare_model.forward = torch.compile(self._bare_model.forward, **options)
         self._forward_compiled = True
+        self.logger.info(f"compile={self.cfg.compile!r}: the model's forward is compiled (torch.compile options: "
+                         f'{options}); the first iterations include the compilation, compile=False trains without it')
+        self.register_hook(FirstIterationTimeHook(), priority='VERY_LOW')
 
     def _compiled_run(self, run):
         self._maybe_compile('forward')

@@ -59,6 +59,9 @@ train_dataloader = dict(
     # would augment differently from an uninterrupted one.
     persistent_workers=False,
     pin_memory=True,
+    # Every image is 224²: the batch is stacked in the workers and copied to the GPU in one piece (mmpretrain's
+    # default collate hands the preprocessor a list, copied and normalised image by image).
+    collate_fn=dict(type='default_collate'),
     drop_last=True,
     dataset=dict(type=dataset_type, data_root=data_root, split='train', pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
@@ -69,6 +72,7 @@ val_dataloader = dict(
     num_workers=8,
     persistent_workers=True,
     pin_memory=True,
+    collate_fn=dict(type='default_collate'),
     # test_mode: a sample the pipeline cannot produce is an error, never replaced by another image.
     dataset=dict(type=dataset_type, data_root=data_root, split='val', test_mode=True, pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),

@@ -4,6 +4,8 @@
 # `--auto-scale-lr` (which rescales the base lr to the actual batch) scales all three together.
 optim_wrapper = dict(
     type='AmpOptimWrapper',
+    # One parameter group per distinct setting, not one per parameter (vmamba_mm.engine.optim_wrapper).
+    constructor='MergedGroupsOptimWrapperConstructor',
     # `fused`: torch's one-kernel AdamW (the same update); under AMP it skips a step with non-finite gradients on
     # the device, where a plain AdamW first waits for the host to read the loss scaler's check.
     optimizer=dict(type='AdamW', lr=5e-4 * 1024 / 512, weight_decay=0.05, eps=1e-8, betas=(0.9, 0.999),

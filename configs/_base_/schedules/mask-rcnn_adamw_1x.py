@@ -22,6 +22,8 @@ param_scheduler = [
 
 optim_wrapper = dict(
     type='OptimWrapper',
+    # One parameter group per distinct setting, not one per parameter (vmamba_mm.engine.optim_wrapper).
+    constructor='MergedGroupsOptimWrapperConstructor',
     # `fused`: torch's one-kernel AdamW, the same update.
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05, fused=True),
     paramwise_cfg=dict(custom_keys={{_base_.official_norm_decay}}))

@@ -12,6 +12,8 @@ test_cfg = dict(type='TestLoop')
 
 optim_wrapper = dict(
     type='OptimWrapper',
+    # One parameter group per distinct setting, not one per parameter (vmamba_mm.engine.optim_wrapper).
+    constructor='MergedGroupsOptimWrapperConstructor',
     # `fused`: torch's one-kernel AdamW, the same update.
     optimizer=dict(type='AdamW', lr=6e-5, betas=(0.9, 0.999), weight_decay=0.01, fused=True),
     paramwise_cfg=dict(custom_keys={{_base_.official_norm_decay}}))
