@@ -589,6 +589,98 @@ def _release_memory(device):
 # The official classification loop
 
 
+class _Untimed:
+    """Stands in for a :class:`StepRecorder` where nothing is timed."""
+
+    def begin(self, part):
+        pass
+
+    def end(self, part):
+        pass
+
+
+class OfficialTrainStep:
+    """One iteration of the official ``train_one_epoch`` (classification/main.py, no gradient accumulation).
+
+    In order: the batch to the device; ``mixup`` (timm's ``Mixup``, or None); the forward under ``autocast`` and the
+    loss outside it; backward through ``scaler`` (a GradScaler, as the official ``NativeScalerWithGradNormCount``;
+    a disabled one passes everything through, as the official one does without CUDA); unscaling and
+    ``clip_grad_norm_`` to ``clip_grad`` over all parameters (None: the norm is computed and nothing clipped); the
+    scaler's step and update; ``zero_grad``; ``lr_scheduler.step_update`` with the index of the step just taken
+    (timm's per-iteration schedulers); the EMA update (timm's ``ModelEma``, or None); the loss scale read back, a
+    device synchronisation and the loss read back, as the official log does. Returns the loss (a float) and the
+    gradient norm before clipping.
+
+    Built once, called for each step: the official recipe's optimizer, schedule and EMA come from the caller (the
+    benchmark rebuilds them from a config; the recipe-parity test takes the official builders themselves). A
+    ``recorder`` (:class:`StepRecorder`) times the parts for the benchmark's breakdown.
+    """
+
+    def __init__(self, model, criterion, optimizer, lr_scheduler, scaler, clip_grad=None, model_ema=None, mixup=None,
+                 autocast=None, recorder=None):
+        self.model, self.criterion, self.optimizer = model, criterion, optimizer
+        self.lr_scheduler, self.scaler, self.clip_grad = lr_scheduler, scaler, clip_grad
+        self.model_ema, self.mixup = model_ema, mixup
+        self.autocast = autocast if autocast is not None else contextlib.nullcontext()
+        self.recorder = recorder if recorder is not None else _Untimed()
+        self.device = next(model.parameters()).device
+
+    def _grad_norm(self):
+        parameters = [parameter for parameter in self.model.parameters() if parameter.grad is not None]
+        if self.clip_grad is not None:
+            return torch.nn.utils.clip_grad_norm_(parameters, self.clip_grad)
+        return torch.norm(torch.stack([torch.norm(parameter.grad.detach(), 2.0) for parameter in parameters]), 2.0)
+
+    def __call__(self, index, samples, targets):
+        recorder = self.recorder
+        recorder.begin('train_step')
+        recorder.begin('preprocess')
+        samples = samples.to(self.device, non_blocking=True)
+        targets = targets.to(self.device, non_blocking=True)
+        if self.mixup is not None:
+            samples, targets = self.mixup(samples, targets)
+        recorder.end('preprocess')
+        with self.autocast:
+            outputs = self.model(samples)
+        loss = self.criterion(outputs, targets)
+        self.scaler.scale(loss).backward()
+        recorder.begin('optimizer')
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = self._grad_norm()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        recorder.end('optimizer')
+        recorder.end('train_step')
+        self.optimizer.zero_grad()
+        recorder.begin('hook_calls')
+        self.lr_scheduler.step_update(index)
+        recorder.begin('ema')
+        if self.model_ema is not None:
+            self.model_ema.update(self.model)
+        recorder.end('ema')
+        self.scaler.state_dict()
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+        loss = loss.item()
+        recorder.end('hook_calls')
+        return loss, float(grad_norm)
+
+
+def official_param_groups(model):
+    """The official ``set_weight_decay`` groups: no weight decay for 1-D parameters, for names ending in ``.bias``
+    and for what the model's ``no_weight_decay()`` / ``no_weight_decay_keywords()`` name; the rest decays."""
+    skip = model.no_weight_decay() if hasattr(model, 'no_weight_decay') else set()
+    keywords = model.no_weight_decay_keywords() if hasattr(model, 'no_weight_decay_keywords') else set()
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        exempt = (parameter.ndim == 1 or name.endswith('.bias') or name in skip
+                  or any(keyword in name for keyword in keywords))
+        (no_decay if exempt else decay).append(parameter)
+    return [dict(params=decay), dict(params=no_decay, weight_decay=0.0)]
+
+
 def _official_collate(mean, std):
     """Stack packed uint8 CHW images and labels into a normalised float batch, as timm's ToTensor + Normalize
     hand it to the official loop."""
@@ -605,16 +697,16 @@ def _official_collate(mean, std):
 
 def benchmark_official_classification(config, module, iterations=50, warmup=10, amp=True, batch_size=None,
                                       cfg_options=None, device=None):
-    """The official classifier of the config's arch in a loop doing what the official ``train_one_epoch`` does.
+    """The official classifier of the config's arch in a loop doing what the official ``train_one_epoch`` does
+    (:class:`OfficialTrainStep`).
 
-    One iteration: batch to the device, timm's Mixup/CutMix (the config's alphas, switch probability 0.5, label
-    smoothing folded into the soft targets), forward under autocast, soft-target cross-entropy, backward through a
-    GradScaler, unscale and ``clip_grad_norm_`` (the config's max norm), scaler step and update, ``zero_grad``, the
-    per-step learning-rate update of timm's cosine scheduler, timm's ``ModelEma`` update, the loss scale read back,
-    a device synchronisation and the loss read back for the log. AdamW with the official parameter groups (no weight
-    decay on 1-D parameters and biases) and the config's learning rate, betas, eps and weight decay; cuDNN autotuning
-    on, as ``main.py`` sets it. The data are the same in-memory images through the config's pipeline, normalised on
-    the CPU as the official loader does. On a CPU, autocast runs in bfloat16 without loss scaling.
+    The recipe is rebuilt from the config the way the official ``main.py`` builds it: timm's Mixup/CutMix (the
+    config's alphas, switch probability 0.5, label smoothing folded into the soft targets) with the soft-target
+    cross-entropy; AdamW with the official parameter groups (:func:`official_param_groups`) and the config's learning
+    rate, betas, eps and weight decay; the official per-step schedule (timm's cosine with a linear warm-up prefix,
+    here over the ``warmup`` steps and then the rest of the run); timm's ``ModelEma``; cuDNN autotuning on, as
+    ``main.py`` sets it. The data are the same in-memory images through the config's pipeline, normalised on the CPU
+    as the official loader does. On a CPU, autocast runs in bfloat16 without loss scaling.
     """
     from timm.data import Mixup
     from timm.loss import SoftTargetCrossEntropy
@@ -643,17 +735,14 @@ def benchmark_official_classification(config, module, iterations=50, warmup=10, 
     model_ema = ModelEma(model, decay=ema_decay, device='', resume='')
 
     optimizer_cfg = cfg.optim_wrapper.optimizer
-    decay, no_decay = [], []
-    for name, parameter in model.named_parameters():
-        if parameter.requires_grad:
-            (no_decay if parameter.ndim <= 1 or name.endswith('.bias') else decay).append(parameter)
-    optimizer = torch.optim.AdamW([dict(params=decay), dict(params=no_decay, weight_decay=0.0)],
-                                  lr=optimizer_cfg.lr, eps=optimizer_cfg.get('eps', 1e-8),
+    optimizer = torch.optim.AdamW(official_param_groups(model), lr=optimizer_cfg.lr,
+                                  eps=optimizer_cfg.get('eps', 1e-8),
                                   betas=tuple(optimizer_cfg.get('betas', (0.9, 0.999))),
                                   weight_decay=optimizer_cfg.get('weight_decay', 0.05))
     clip = (cfg.optim_wrapper.get('clip_grad') or {}).get('max_norm')
-    scheduler = CosineLRScheduler(optimizer, t_initial=steps, lr_min=optimizer_cfg.lr * 1e-2, warmup_t=warmup,
-                                  warmup_lr_init=optimizer_cfg.lr * 1e-3, t_in_epochs=False)
+    scheduler = CosineLRScheduler(optimizer, t_initial=iterations, lr_min=optimizer_cfg.lr * 1e-2, warmup_t=warmup,
+                                  warmup_lr_init=optimizer_cfg.lr * 1e-3, warmup_prefix=True, cycle_limit=1,
+                                  t_in_epochs=False)
     amp_dtype = torch.float16 if device.type == 'cuda' else torch.bfloat16
     scaler = torch.amp.GradScaler(device.type, enabled=amp and amp_dtype == torch.float16)
 
@@ -662,7 +751,6 @@ def benchmark_official_classification(config, module, iterations=50, warmup=10, 
     mixup = Mixup(mixup_alpha=augments.get('Mixup', {}).get('alpha', 0.0),
                   cutmix_alpha=augments.get('CutMix', {}).get('alpha', 0.0), prob=1.0, switch_prob=0.5, mode='batch',
                   label_smoothing=smoothing, num_classes=num_classes) if augments else None
-    criterion = SoftTargetCrossEntropy()
 
     dataset = SyntheticImageNet(num_samples=steps * batch_size, num_classes=num_classes,
                                 pipeline=training_pipeline(cfg))
@@ -676,9 +764,12 @@ def benchmark_official_classification(config, module, iterations=50, warmup=10, 
     torch.backends.cudnn.benchmark = True
     torch.backends.cudnn.deterministic = True  # main.py sets both
     recorder = StepRecorder(device, warmup, iterations)
+    train_step = OfficialTrainStep(model, SoftTargetCrossEntropy(), optimizer, scheduler, scaler, clip_grad=clip,
+                                   model_ema=model_ema, mixup=mixup,
+                                   autocast=torch.autocast(device.type, dtype=amp_dtype, enabled=amp),
+                                   recorder=recorder)
     stem_and_stages = [*model.patch_embed.parameters(), *model.layers.parameters()]
     probe = BackboneProbe(recorder, model.patch_embed, model.layers[-1], stem_and_stages)
-    autocast = torch.autocast(device.type, dtype=amp_dtype, enabled=amp)
     losses = []
     try:
         model.train()
@@ -688,35 +779,8 @@ def benchmark_official_classification(config, module, iterations=50, warmup=10, 
         for index in range(steps):
             samples, targets = next(batches)
             recorder.data_ready()
-            recorder.begin('train_step')
-            recorder.begin('preprocess')
-            samples = samples.to(device, non_blocking=True)
-            targets = targets.to(device, non_blocking=True)
-            if mixup is not None:
-                samples, targets = mixup(samples, targets)
-            recorder.end('preprocess')
-            with autocast:
-                outputs = model(samples)
-            loss = criterion(outputs, targets)
-            scaler.scale(loss).backward()
-            recorder.begin('optimizer')
-            scaler.unscale_(optimizer)
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
-            scaler.step(optimizer)
-            scaler.update()
-            recorder.end('optimizer')
-            recorder.end('train_step')
-            optimizer.zero_grad()
-            recorder.begin('hook_calls')
-            scheduler.step_update(index)
-            recorder.begin('ema')
-            model_ema.update(model)
-            recorder.end('ema')
-            scaler.state_dict()
-            recorder.clock.synchronize()
-            losses.append(loss.item())
-            recorder.end('hook_calls')
+            loss, _ = train_step(index, samples, targets)
+            losses.append(loss)
             probe.iteration_ended()
             recorder.note_memory()
             recorder.close_iteration()
