@@ -8,7 +8,6 @@ from pathlib import Path
 import mmpretrain
 import pytest
 import torch
-import yaml
 
 import vmamba_mm
 from vmamba_mm import model_zoo
@@ -164,18 +163,3 @@ def test_other_models_go_to_mmpretrain_untouched(monkeypatch):
     assert calls == [(('resnet18_8xb32_in1k', 'resnet.pth'), dict(device='cpu', device_map=None, offload_folder=None,
                                                                   url_mapping=None, head=dict(num_classes=3)))]
 
-
-def test_metafile_names_the_official_classification_checkpoints():
-    """The model-zoo entries and the official release names (from the official README's tables)."""
-    releases = 'https://github.com/MzeroMiko/VMamba/releases/download/'
-    expected = {
-        'vmamba-tiny_8xb128-300e_in1k': '%23v2cls/vssm1_tiny_0230s_ckpt_epoch_264.pth',
-        'vmamba-small_8xb128-300e_in1k': '%23v2cls/vssm_small_0229_ckpt_epoch_222.pth',
-        'vmamba-base_8xb128-300e_in1k': '%23v2cls/vssm_base_0229_ckpt_epoch_237.pth',
-        'vmamba-vanilla-tiny_8xb128-300e_in1k': '%23v0cls/vssmtiny_dp01_ckpt_epoch_292.pth',
-        'vmamba-vanilla-small_8xb128-300e_in1k': '%23v0cls/vssmsmall_dp03_ckpt_epoch_238.pth',
-        'vmamba-vanilla-base_8xb128-300e_in1k': '%23v0cls/vssmbase_dp06_ckpt_epoch_241.pth',
-    }
-    metafile = yaml.safe_load((REPO / 'configs' / 'classification' / 'metafile.yml').read_text())
-    assert {entry['Name']: entry['Weights'] for entry in metafile['Models']} == {
-        name: releases + release for name, release in expected.items()}
