@@ -86,7 +86,7 @@ def test_list_models_names_the_vmamba_classifiers_with_their_configs_and_checkpo
 def test_official_checkpoint_loads_strictly_through_the_seam(name, legacy, tmp_path):
     model = small(name)
     assert type(model).__name__ == 'ImageClassifier' and not model.training
-    assert len(model.dataset_meta['classes']) == 1000  # ImageNet's, from the config's test set
+    assert len(model._dataset_meta['classes']) == 1000  # ImageNet's, from the config's test set
     weights, ema_weights = random_weights(model), random_weights(model)
     path = tmp_path / 'official.pth'
     save_official(path, weights, ema_weights, legacy=legacy)
@@ -105,7 +105,7 @@ def test_vmamba_mm_checkpoint_and_config_path_load_and_keep_their_dataset_meta(t
     model = mmpretrain.get_model(str(config), pretrained=str(path), head=dict(in_channels=128),
                                  backbone=dict(_delete_=True, type='VMamba', arch=SMALL_ARCHS[TINY], out_indices=(3, )))
     assert_loaded(model, weights)
-    assert model.dataset_meta == {'classes': ['cat', 'dog']}
+    assert model._dataset_meta == {'classes': ['cat', 'dog']}
 
 
 def test_incompatible_checkpoint_and_unknown_name_are_clear_errors(tmp_path):

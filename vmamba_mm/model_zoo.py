@@ -24,6 +24,8 @@ from os import PathLike
 from pathlib import Path
 from typing import Optional, Tuple, Union
 
+import yaml
+
 from .loading import load_weights
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -106,10 +108,8 @@ def register_model_zoo() -> Tuple[str, ...]:
     from mmpretrain.apis import base, model as api
 
     if not _names:
-        from modelindex.load_model_index import load
-
-        index = load(str(CLASSIFICATION_METAFILE))
-        names = frozenset(entry.name.lower() for entry in index.models)
+        with open(CLASSIFICATION_METAFILE, encoding='utf-8') as file:
+            names = frozenset(entry['Name'].lower() for entry in yaml.safe_load(file)['Models'])
         if not names <= api.ModelHub._models_dict.keys():
             api.ModelHub.register_model_index(CLASSIFICATION_METAFILE, config_prefix=REPO_ROOT)
         _names = names
