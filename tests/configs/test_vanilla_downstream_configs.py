@@ -13,7 +13,11 @@ from mmengine.optim import build_optim_wrapper
 
 import vmamba_mm.registry  # noqa: F401 (registers VMamba)
 from shapes_demo_data import REPO, load_module
+from vmamba_mm.converters import IncompatibleCheckpointError
+from vmamba_mm.loading import load_weights
 from vmamba_mm.models import VMamba
+
+official_layout = load_module(REPO / 'tests' / 'converters' / 'official_layout.py')
 
 # The official vanilla backbones (MM_VSSM with patch-embed and downsample 'v1', mlp_ratio 0, ssm_d_state 16,
 # ssm_ratio 2.0): size -> (dims, depths).
@@ -99,11 +103,8 @@ def test_models_have_the_published_sizes(task):
         assert round(sum(param.numel() for param in model.parameters()) / 1e6) == millions, size
 
 
-@pytest.mark.parametrize('task', sorted(PARAMS))
-def test_every_parameter_is_decayed_as_the_official_vanilla_config_decays_it(task):
-    """Expected: decay 0 exactly where the official model's parameter name holds 'norm' (the official names are
-    written by the converter tests' independent statement of the official layout)."""
-    official_layout = load_module(REPO / 'tests' / 'converters' / 'official_layout.py')
+def tiny_model(task):
+    """The vanilla-T config with a few-thousand-parameter vanilla backbone, and the model it builds."""
     cfg = load(task, config_name(task, 'tiny', '1x', 'vanilla'))
     cfg.model.backbone.update(arch=dict(dims=16, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=1, vanilla=True),
                               init_cfg=None)
@@ -111,7 +112,35 @@ def test_every_parameter_is_decayed_as_the_official_vanilla_config_decays_it(tas
         cfg.model.neck.in_channels = [16, 32, 64, 128]
     else:
         cfg.model.decode_head.in_channels, cfg.model.auxiliary_head.in_channels = [16, 32, 64, 128], 64
-    model = importlib.import_module(f'{SCOPES[task]}.registry').MODELS.build(cfg.model)
+    return cfg, importlib.import_module(f'{SCOPES[task]}.registry').MODELS.build(cfg.model)
+
+
+@pytest.mark.parametrize('task', sorted(PARAMS))
+def test_official_vanilla_checkpoint_loads_into_the_whole_model(task, tmp_path):
+    """An official vanilla detector / segmentor checkpoint (first-release backbone names under ``backbone.``,
+    every outnorm, neck and heads) loads strictly into the config's model, as tools/test.py loads it."""
+    _, model = tiny_model(task)
+    weights = {key: torch.randn_like(value) if value.is_floating_point() else value
+               for key, value in model.state_dict().items()}
+    backbone = {key: value for key, value in weights.items() if key.startswith('backbone.')}
+    official = official_layout.to_official(backbone, legacy=True, prefix='backbone.', keep_outnorms=True)
+    official.update({key: value for key, value in weights.items() if key not in backbone})
+    assert 'backbone.layers.0.blocks.0.self_attention.Ds' in official
+    torch.save({'meta': {'epoch': 12}, 'state_dict': official}, tmp_path / 'official.pth')
+    load_weights(model, str(tmp_path / 'official.pth'), task=task)
+    loaded = model.state_dict()
+    assert all(torch.equal(loaded[key], value) for key, value in weights.items())
+    del official['backbone.outnorm1.weight']
+    torch.save({'state_dict': official}, tmp_path / 'partial.pth')
+    with pytest.raises(IncompatibleCheckpointError, match='backbone.outnorm1.weight'):
+        load_weights(model, str(tmp_path / 'partial.pth'), task=task)
+
+
+@pytest.mark.parametrize('task', sorted(PARAMS))
+def test_every_parameter_is_decayed_as_the_official_vanilla_config_decays_it(task):
+    """Expected: decay 0 exactly where the official model's parameter name holds 'norm' (the official names are
+    written by the converter tests' independent statement of the official layout)."""
+    cfg, model = tiny_model(task)
     optimizer = build_optim_wrapper(model, cfg.optim_wrapper).optimizer
     decay = {id(param): group['weight_decay'] for group in optimizer.param_groups for param in group['params']}
     backbone = dict(model.backbone.named_parameters())
