@@ -8,6 +8,7 @@ from pathlib import Path
 import mmpretrain
 import pytest
 import torch
+from mmengine.config import Config
 
 import vmamba_mm
 from vmamba_mm import model_zoo
@@ -29,7 +30,8 @@ SMALL_ARCHS = {
 
 
 def _load_official_layout():
-    spec = importlib.util.spec_from_file_location('official_layout', REPO / 'tests' / 'converters' / 'official_layout.py')
+    path = REPO / 'tests' / 'converters' / 'official_layout.py'
+    spec = importlib.util.spec_from_file_location('official_layout', path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -38,10 +40,11 @@ def _load_official_layout():
 to_official = _load_official_layout().to_official
 
 
-def small(name, **kwargs):
-    """``get_model(name)`` with the stand-in backbone of its design (the config's recipe otherwise)."""
-    backbone = dict(_delete_=True, type='VMamba', arch=SMALL_ARCHS[name], out_indices=(3, ))
-    return mmpretrain.get_model(name, backbone=backbone, head=dict(in_channels=128), **kwargs)
+def small(model, zoo_name=None, **kwargs):
+    """``get_model(model)`` with the stand-in backbone of its design (the config's recipe otherwise); a config
+    path or Config gives the zoo name whose design it has."""
+    backbone = dict(_delete_=True, type='VMamba', arch=SMALL_ARCHS[zoo_name or model], out_indices=(3, ))
+    return mmpretrain.get_model(model, backbone=backbone, head=dict(in_channels=128), **kwargs)
 
 
 def random_weights(model):
@@ -102,10 +105,13 @@ def test_vmamba_mm_checkpoint_and_config_path_load_and_keep_their_dataset_meta(t
     assert_loaded(small(TINY, pretrained=str(path)), weights)
     # A config path with a VMamba backbone goes through the same seam as a zoo name.
     config = REPO / 'configs' / 'classification' / f'{TINY}.py'
-    model = mmpretrain.get_model(str(config), pretrained=str(path), head=dict(in_channels=128),
-                                 backbone=dict(_delete_=True, type='VMamba', arch=SMALL_ARCHS[TINY], out_indices=(3, )))
+    model = small(str(config), TINY, pretrained=str(path))
     assert_loaded(model, weights)
     assert model._dataset_meta == {'classes': ['cat', 'dog']}
+    # As in mmpretrain, pretrained=True takes a config's load_from.
+    config = Config.fromfile(config)
+    config.load_from = str(path)
+    assert_loaded(small(config, TINY, pretrained=True), weights)
 
 
 def test_incompatible_checkpoint_and_unknown_name_are_clear_errors(tmp_path):
@@ -154,6 +160,9 @@ def test_pretrained_true_without_a_checkpoint_is_refused(monkeypatch):
     monkeypatch.setattr(entry, 'weights', None)
     with pytest.raises(model_zoo.UnknownPretrainedError, match='pretrained=PATH'):
         small(TINY, pretrained=True)
+    config = REPO / 'configs' / 'classification' / f'{TINY}.py'  # load_from = None
+    with pytest.raises(model_zoo.UnknownPretrainedError, match=TINY):
+        small(str(config), TINY, pretrained=True)
 
 
 def test_other_models_go_to_mmpretrain_untouched(monkeypatch):

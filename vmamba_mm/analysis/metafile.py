@@ -54,7 +54,8 @@ def _parse_model(entry: dict, source: str) -> PublishedModel:
         height, width = metadata['FLOPs Input Shape']
         return PublishedModel(
             name=entry['Name'], alias=entry.get('Alias', entry['Name']), config=entry['Config'],
-            task=tasks.pop(), dataset=datasets.pop(), parameters=int(metadata['Parameters']), flops=int(metadata['FLOPs']),
+            task=tasks.pop(), dataset=datasets.pop(), parameters=int(metadata['Parameters']),
+            flops=int(metadata['FLOPs']),
             flops_shape=(int(height), int(width)), metrics=metrics, throughput=metadata.get(THROUGHPUT),
             weights=entry.get('Weights'))
     except KeyError as error:
