@@ -82,8 +82,8 @@ def test_every_entry_has_task_dataset_size_metrics_and_official_checkpoint(model
         else:
             assert set(model.metrics) == metrics and all(20 < value < 90 for value in model.metrics.values()), name
             assert model.weights == RELEASES + OFFICIAL_CHECKPOINTS[name]
-            design = 'v0' if '-vanilla-' in name else 'v2'
-            assert f'%23{design}{task}/' in model.weights, name  # vanilla models come from the v0 releases
+            release = 'v0' if '-vanilla-' in name else 'v2'  # the official release tags: #v0cls, #v2det, ...
+            assert f'%23{release}{task}/' in model.weights, name
     assert set(OFFICIAL_CHECKPOINTS) | UNPUBLISHED == set(models)
 
 
