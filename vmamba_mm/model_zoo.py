@@ -13,7 +13,9 @@ unpickler, which refuses the config an official file pickles. So for VMamba mode
 the model is built by mmpretrain as before and its weights enter through :func:`vmamba_mm.loading.load_weights`,
 strictly, official checkpoints (current or legacy keys, the ``model`` entry) converted. ``pretrained=True``
 means the official release the metafile names, downloaded once into torch's hub cache by the same seam. Every
-other model goes to mmpretrain's ``get_model`` untouched.
+other model goes to mmpretrain's ``get_model`` untouched. The wrapper replaces ``get_model`` where mmpretrain
+names it (``mmpretrain``, ``mmpretrain.apis``, its ``model`` module and the inferencers' base): a reference taken
+with ``from mmpretrain import get_model`` before ``import vmamba_mm`` still is mmpretrain's own.
 
 The metafiles live beside the configs in a source checkout (or an editable install); without them nothing is
 registered and ``get_model`` is left as it is.
