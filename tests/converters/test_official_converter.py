@@ -102,6 +102,31 @@ def test_official_detection_checkpoint_keeps_outnorms_and_heads():
         official_to_mm(official, task='cls')
 
 
+DENSE_HEADS = {
+    'det': ('neck.lateral_convs.0.conv.weight', 'rpn_head.rpn_conv.bias', 'roi_head.mask_head.conv_logits.bias'),
+    'seg': ('decode_head.conv_seg.weight', 'auxiliary_head.conv_seg.bias'),
+}
+
+
+@pytest.mark.parametrize('legacy', [False, True], ids=['current-names', 'first-release-names'])
+@pytest.mark.parametrize('task', sorted(DENSE_HEADS))
+def test_official_vanilla_detection_and_segmentation_checkpoints(task, legacy):
+    """The official vanilla detectors and segmentors (``MM_VSSM``, and ``MMDET_VSSM`` of the first release):
+    an mmengine checkpoint whose ``backbone.*`` keys are official, with patch merging, an outnorm per stage
+    and, in the first release's code, ``patch_embed.proj``/``ln_1``/``self_attention``; neck and heads in mm names."""
+    backbone = VMamba(VANILLA, out_indices=(0, 1, 2, 3))
+    state = {f'backbone.{k}': torch.randn_like(v) for k, v in backbone.state_dict().items()}
+    heads = {key: torch.randn(3) for key in DENSE_HEADS[task]}
+    official = {**to_official(state, legacy=legacy, prefix='backbone.', keep_outnorms=True), **heads}
+    stem = 'backbone.patch_embed.proj.weight' if legacy else 'backbone.patch_embed.0.weight'
+    block = 'backbone.layers.1.blocks.1.' + ('self_attention.A_logs' if legacy else 'op.A_logs')
+    assert {stem, block, 'backbone.layers.0.downsample.reduction.weight', 'backbone.outnorm0.weight'} <= set(official)
+    checkpoint = {'meta': {'epoch': 12}, 'state_dict': official, 'optimizer': {'state': {}, 'param_groups': []}}
+    assert_same_tensors(official_to_mm(checkpoint, task=task), {**state, **heads})
+    assert_same_tensors(official_to_mm(checkpoint, task='backbone'),
+                        {key[len('backbone.'):]: value for key, value in state.items()})
+
+
 def test_ema_weights_are_chosen_on_request():
     model_state, ema_state = mm_classifier_state(V2), mm_classifier_state(V2)
     checkpoint = {'model': to_official(model_state), 'model_ema': to_official(ema_state), 'epoch': 3}

@@ -36,13 +36,15 @@ def test_official_classification_checkpoint_loads_into_a_dense_backbone(arch, le
         assert torch.equal(loaded[key], value), key
 
 
-def test_official_detection_checkpoint_loads_with_its_outnorms(tmp_path):
-    state = random_state(V2, out_indices=(0, 1, 2, 3))
-    official = to_official(state, prefix='backbone.', keep_outnorms=True)
+@pytest.mark.parametrize('arch, legacy', [(V2, False), (VANILLA, False), (VANILLA, True)],
+                         ids=['v2', 'vanilla', 'vanilla-first-release-names'])
+def test_official_detection_checkpoint_loads_with_its_outnorms(arch, legacy, tmp_path):
+    state = random_state(arch, out_indices=(0, 1, 2, 3))
+    official = to_official(state, legacy=legacy, prefix='backbone.', keep_outnorms=True)
     official['neck.fpn_convs.0.conv.weight'] = torch.randn(4, 4, 3, 3)
     path = tmp_path / 'official_det.pth'
     torch.save({'state_dict': official, 'meta': {}}, path)
-    backbone = pretrained(V2, path, prefix='backbone.')
+    backbone = pretrained(arch, path, prefix='backbone.')
     backbone.init_weights()
     for key, value in backbone.state_dict().items():
         assert torch.equal(value, state[key]), key

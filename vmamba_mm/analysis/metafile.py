@@ -32,6 +32,7 @@ class PublishedModel:
     alias: str
     config: str  # relative to the repository root
     task: str  # 'cls' | 'det' | 'seg'
+    dataset: str  # as the metafile names it: 'ImageNet-1k', 'COCO', 'ADE20K'
     parameters: int
     flops: int
     flops_shape: Tuple[int, int]  # (height, width)
@@ -45,13 +46,16 @@ def _parse_model(entry: dict, source: str) -> PublishedModel:
         metadata = entry['Metadata']
         results = entry['Results']
         tasks = {TASKS[result['Task']] for result in results}
-        if len(tasks) != 1:
-            raise MetafileError(f'{source}: {entry["Name"]} mixes tasks {sorted(tasks)}')
-        metrics = {name: float(value) for result in results for name, value in result['Metrics'].items()}
+        datasets = {result['Dataset'] for result in results}
+        if len(tasks) != 1 or len(datasets) != 1:
+            raise MetafileError(f'{source}: {entry["Name"]} mixes tasks {sorted(tasks)} or datasets {sorted(datasets)}')
+        # A model without published results (a recipe the paper did not run) has empty Metrics.
+        metrics = {name: float(value) for result in results for name, value in (result['Metrics'] or {}).items()}
         height, width = metadata['FLOPs Input Shape']
         return PublishedModel(
             name=entry['Name'], alias=entry.get('Alias', entry['Name']), config=entry['Config'],
-            task=tasks.pop(), parameters=int(metadata['Parameters']), flops=int(metadata['FLOPs']),
+            task=tasks.pop(), dataset=datasets.pop(), parameters=int(metadata['Parameters']),
+            flops=int(metadata['FLOPs']),
             flops_shape=(int(height), int(width)), metrics=metrics, throughput=metadata.get(THROUGHPUT),
             weights=entry.get('Weights'))
     except KeyError as error:

@@ -4,9 +4,13 @@ This is the only place that knows the official parameter names. Two official lay
 
 * current: ``patch_embed.{0,2,5,7}``, ``layers.i.blocks.j.{norm,op,norm2,mlp}``,
   ``layers.i.downsample.{1,3}`` (current design) or ``.{norm,reduction}`` (vanilla), ``classifier.{norm,head}``;
-  detection/segmentation checkpoints add ``backbone.`` and ``backbone.outnorm{i}``;
 * legacy (early vanilla releases): ``patch_embed.{proj,norm}``, ``ln_1``, ``self_attention``, and a
   top-level ``norm``/``head``.
+
+Classification checkpoints hold them under ``model``/``model_ema``. The official detection and segmentation
+checkpoints (mmengine's ``state_dict``) put the backbone under ``backbone.``, with an ``outnorm{i}`` per stage and
+no classifier, beside the neck and heads in mm names; the vanilla ones (``MM_VSSM``, or the first release's
+``MMDET_VSSM``) come in either naming.
 
 A pure key map, like timm's checkpoint filter functions: it renames and reshapes tensors and
 names every official key that has no destination; it builds no model and reads no file.

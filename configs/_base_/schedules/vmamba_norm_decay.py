@@ -9,6 +9,14 @@ official_norm_decay = {
     'patch_embed.norm': dict(decay_mult=1.),
     'downsample.norm': dict(decay_mult=1.),
 }
+# The same rule on the vanilla design: there the official downsampling is Swin's patch merging, whose LayerNorm is
+# named (layers.i.downsample.norm) and so exempt, while the stem's is still the unnamed patch_embed.2 and decayed.
+# The vanilla detection and segmentation configs take these keys instead.
+official_vanilla_norm_decay = {
+    'norm': dict(decay_mult=0.),
+    'patch_embed.norm': dict(decay_mult=1.),
+    'downsample.norm': dict(decay_mult=0.),
+}
 # Opt-in alternative: no decay on any backbone LayerNorm, the stem and downsampling ones included. This is the rule
 # the ImageNet recipe pretrained the checkpoints with (no decay on 1-D parameters); it is not the official downstream
 # recipe. In a config based on a downstream schedule:
