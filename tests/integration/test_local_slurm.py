@@ -1,44 +1,43 @@
-"""tools/slurm_train.sh and tools/slurm_test.sh through a real SLURM cluster on localhost: 2 tasks on
-one CPU-only node (GRES=none), mmengine's slurm launcher, the gloo backend."""
-import json
+"""tools/slurm_train.sh and tools/slurm_test.sh through a real SLURM cluster on localhost (two slurmd node
+names on one host, CPU only, GRES=none): mmengine's slurm launcher, the gloo backend. Training spans both
+nodes (GPUS > GPUS_PER_NODE) and ends with the weights of one process on the same global batch (see
+launch_runs.py); testing and the failure case run 2 tasks on one node."""
 import re
-import subprocess
 import time
 
 import pytest
 
-from launch_paths import PROBE_CONFIG, REPO_ROOT
+from launch_paths import PROBE_CONFIG
+from launch_runs import assert_losses_match, assert_weights_match, describe, rank_losses, rank_placements, run, \
+    train_options
 
 pytestmark = pytest.mark.integration
-
-JOB_TIMEOUT = 600  # seconds
 
 
 @pytest.fixture
 def slurm_env(slurm_cluster, job_env):
+    """2 tasks on one node."""
     return {**slurm_cluster.env(job_env), 'GPUS': '2', 'GPUS_PER_NODE': '2', 'CPUS_PER_TASK': '1', 'GRES': 'none'}
 
 
-def run(command, env):
-    return subprocess.run([str(part) for part in command], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=JOB_TIMEOUT)
-
-
-def describe(result):
-    return f'exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}'
-
-
-def test_train_then_test_with_two_tasks(slurm_cluster, slurm_env, probe_options, tmp_path):
+def test_train_on_two_nodes_then_test_on_one(slurm_cluster, slurm_env, probe_options, single_process_run, tmp_path):
     work_dir = tmp_path / 'work'
     train = run(['bash', 'tools/slurm_train.sh', slurm_cluster.partition, 'vmamba-train', PROBE_CONFIG, work_dir,
-                 *probe_options, 'train_dataloader.batch_size=16'], slurm_env)
+                 *train_options(2, probe_options)], {**slurm_env, 'GPUS_PER_NODE': '1'})
     assert train.returncode == 0, describe(train)
     # Both tasks trained, in one process group: rank 0's log shows mmengine's world size.
-    for rank in (0, 1):
-        assert len(json.loads((work_dir / f'losses_rank{rank}.json').read_text())) == 16
+    for losses in rank_losses(work_dir, 2):
+        assert len(losses) == 16
     assert re.search(r'launcher: slurm\s+Distributed training: True\s+GPU number: 2', train.stdout), describe(train)
+    # One task per node, and the rendezvous at the job's first host, as the launcher reads it from SLURM.
+    placements = rank_placements(work_dir, 2)
+    assert [(place['rank'], place['SLURM_NODEID'], place['LOCAL_RANK']) for place in placements] == [
+        (0, '0', '0'), (1, '1', '0')]
+    assert {place['SLURMD_NODENAME'] for place in placements} == set(slurm_cluster.nodes)
+    assert {place['MASTER_ADDR'] for place in placements} == {'localhost'}
+    assert_losses_match(work_dir, 2, single_process_run)
+    assert_weights_match(work_dir, single_process_run)
     checkpoint = work_dir / 'epoch_2.pth'
-    assert checkpoint.is_file()
 
     test = run(['bash', 'tools/slurm_test.sh', slurm_cluster.partition, 'vmamba-test', PROBE_CONFIG, checkpoint,
                 '--work-dir', tmp_path / 'test', *probe_options], slurm_env)
