@@ -44,12 +44,10 @@ read -r -a srun_args <<<"${SRUN_ARGS:-}"
 # Set inside the step, where its job id and its nodes are known: MASTER_PORT from the job id, and MASTER_ADDR, the
 # address of rank 0, the first node of the step. Inside a larger allocation (salloc, sbatch, SRUN_ARGS="-w ...")
 # that need not be the allocation's first node, the one SLURM_NODELIST starts with.
-task_setup='export MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}
-if [ -z "${MASTER_ADDR:-}" ]; then
-  hosts=$(scontrol show hostnames "$SLURM_STEP_NODELIST") || exit 1
-  export MASTER_ADDR=${hosts%%[[:space:]]*}
-fi
-exec "$@"'
+# On one line: tests/tools/test_dist_scripts.py reads srun's arguments one per line.
+task_setup='export MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}; '
+task_setup+='[ -n "${MASTER_ADDR:-}" ] || { hosts=$(scontrol show hostnames "$SLURM_STEP_NODELIST") || exit 1; '
+task_setup+='export MASTER_ADDR=${hosts%%[[:space:]]*}; }; exec "$@"'
 exec srun \
   --partition="$partition" \
   --job-name="$job_name" \
