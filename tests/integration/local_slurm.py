@@ -68,8 +68,9 @@ class LocalSlurmCluster:
     Debian's SLURM is built without multiple-slurmd support, which would let one slurm.conf give each slurmd of a
     host its own port, pid file and spool directory. Each slurmd therefore reads a copy of slurm.conf with its
     own `Slurmd*` settings (`slurmd_conf`), and the nodes' `Port=` tells slurmctld and srun where to reach each.
-    The job's first host is `localhost`, a name that resolves, so the launchers' rule (MASTER_ADDR is the first
-    host of SLURM_NODELIST) holds as on a real cluster.
+    A step on both nodes starts on `localhost`, which resolves, so its rank 0 is reached by the name the launchers
+    take for MASTER_ADDR (the step's first node), as on a real cluster; `localhost2` does not resolve, and serves
+    steps that need no rendezvous.
     """
 
     partition = 'debug'
@@ -207,7 +208,7 @@ class LocalSlurmCluster:
             StateSaveLocation=self.directory / 'state',
             SlurmctldPidFile=self.pid_files['slurmctld'],
             SlurmctldLogFile=self.directory / 'slurmctld.log',
-            # The node declares at least `min_cpus`, however many cores the machine has.
+            # Each node declares at least `min_cpus`, however many cores the machine has.
             SlurmdParameters='config_overrides',
             # The slurmd configurations differ from slurm.conf in their Slurmd* lines, on purpose (see the class).
             DebugFlags='NO_CONF_HASH',
