@@ -6,6 +6,7 @@ import json
 import sys
 
 import pytest
+import torch
 
 from launch_paths import REPO_ROOT
 from launch_runs import check, run
@@ -102,3 +103,15 @@ def test_a_baseline_of_another_benchmark_is_refused_before_running(benchmark, re
         load_tool().main([*arguments, '--baseline-json', str(tmp_path / 'missing.json')])
     assert 'BaselineError' in str(exit.value.code) and 'No such file' in str(exit.value.code)
     assert capsys.readouterr().out == ''  # nothing was measured
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="with CUDA, mmengine's own set-up reports it")
+def test_a_launcher_option_without_the_launcher_is_named(benchmark, monkeypatch):
+    folder, _ = benchmark
+    for name in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT'):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    with pytest.raises(SystemExit) as exit:
+        load_tool().main([str(folder / 'vmamba-tiny_synthetic.py'), '--launcher', 'pytorch'])
+    assert str(exit.value.code).startswith('LauncherEnvironmentError: --launcher pytorch: RANK, WORLD_SIZE, '
+                                           'MASTER_ADDR, MASTER_PORT not set')

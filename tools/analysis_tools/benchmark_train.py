@@ -102,7 +102,10 @@ def main(argv=None):
     if args.launcher == 'none':
         return report(args, run(args, source))
     with launch.process_group_closed():
-        rows = train_benchmark.gather_rows(run(args, source)[0])
+        try:
+            rows = train_benchmark.gather_rows(run(args, source)[0])
+        except launch.LauncherEnvironmentError as error:  # --launcher without the launcher
+            sys.exit(f'{type(error).__name__}: {error}')
         rank = torch.distributed.get_rank()
     # Every process holds every row; one reports them.
     if rank == 0:
