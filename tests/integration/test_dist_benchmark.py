@@ -115,3 +115,19 @@ def test_a_launcher_option_without_the_launcher_is_named(benchmark, monkeypatch)
         load_tool().main([str(folder / 'vmamba-tiny_synthetic.py'), '--launcher', 'pytorch'])
     assert str(exit.value.code).startswith('LauncherEnvironmentError: --launcher pytorch: RANK, WORLD_SIZE, '
                                            'MASTER_ADDR, MASTER_PORT not set')
+
+
+def test_the_slowest_process_sets_the_pace_and_no_baseline_means_no_efficiency():
+    from vmamba_mm.analysis import train_benchmark
+
+    rows = [dict(rank=0, batch_size=2, wall_step_ms=100.0, images_per_s=20.0),
+            dict(rank=1, batch_size=2, wall_step_ms=125.0, images_per_s=16.0)]
+    summary = train_benchmark.scaling_summary(rows)
+    assert summary['total_images_per_s'] == pytest.approx(4 / 0.125)  # not 20 + 16
+    assert summary['speedup'] is summary['scaling_efficiency'] is summary['baseline_images_per_s'] is None
+    assert train_benchmark.format_scaling(summary) == ('# 2 processes: 32.0 img/s in total; '
+                                                       'per process (by rank): 20.0, 16.0')
+    against = train_benchmark.scaling_summary(rows, baseline=dict(images_per_s=20.0))
+    assert against['speedup'] == pytest.approx(1.6) and against['scaling_efficiency'] == pytest.approx(0.8)
+    assert train_benchmark.format_scaling(against).splitlines()[1] == (
+        '# 1 process: 20.0 img/s; speed-up 1.60x, scaling efficiency 80.0%')
