@@ -13,6 +13,7 @@
 #                  GRES=none requests none, for CPU-only clusters
 #   SRUN_ARGS      further srun options, split on spaces (e.g. "--quotatype=auto --time=2:00:00")
 #   MASTER_PORT    rendezvous port (default 20000 + job id % 20000, so jobs sharing a node differ)
+#   MASTER_ADDR    address of rank 0 (default: the first node of the job step)
 #   PYTHON         interpreter (default: python)
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/launch_common.sh"
@@ -40,7 +41,13 @@ gres_option=()
 [ "$gres" = none ] || gres_option=(--gres="$gres")
 read -r -a srun_args <<<"${SRUN_ARGS:-}"
 
-# MASTER_PORT is set inside the step because the job id is known only there.
+# Set inside the step, where its job id and its nodes are known: MASTER_PORT from the job id, and MASTER_ADDR, the
+# address of rank 0, the first node of the step. Inside a larger allocation (salloc, sbatch, SRUN_ARGS="-w ...")
+# that need not be the allocation's first node, the one SLURM_NODELIST starts with.
+# On one line: tests/tools/test_dist_scripts.py reads srun's arguments one per line.
+task_setup='export MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}; '
+task_setup+='[ -n "${MASTER_ADDR:-}" ] || { hosts=$(scontrol show hostnames "$SLURM_STEP_NODELIST") || exit 1; '
+task_setup+='export MASTER_ADDR=${hosts%%[[:space:]]*}; }; exec "$@"'
 exec srun \
   --partition="$partition" \
   --job-name="$job_name" \
@@ -51,5 +58,5 @@ exec srun \
   "${gres_option[@]}" \
   --kill-on-bad-exit=1 \
   "${srun_args[@]}" \
-  bash -c 'export MASTER_PORT=${MASTER_PORT:-$((20000 + SLURM_JOB_ID % 20000))}; exec "$@"' slurm-task \
+  bash -c "$task_setup" slurm-task \
   "${PYTHON:-python}" -u "$script" "$@" --launcher slurm

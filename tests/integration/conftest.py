@@ -1,12 +1,13 @@
-"""Fixtures of the distributed launch tests: the digits demo data, the environment of launched jobs, and
-a local one-node SLURM cluster."""
+"""Fixtures of the distributed launch tests: the digits demo data, the environment of launched jobs, the
+single-process training every distributed one is compared with, and a local two-node SLURM cluster."""
 import os
 import subprocess
 import sys
 
 import pytest
 
-from launch_paths import HERE, REPO_ROOT
+from launch_paths import HERE, PROBE_CONFIG, REPO_ROOT
+from launch_runs import check, run, train_options
 from local_slurm import LocalSlurmCluster, SlurmUnavailable
 
 
@@ -32,6 +33,16 @@ def probe_options(digits_root):
     """`--cfg-options` pointing the probe config at the test data."""
     return ['--cfg-options'] + [f'{loader}.dataset.data_root={digits_root}'
                                 for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+@pytest.fixture(scope='session')
+def single_process_run(tmp_path_factory, job_env, probe_options):
+    """Work dir of the probe config trained by one process (tools/train.py) on the global batch: the reference
+    of every distributed training, whichever launcher and however many nodes."""
+    work_dir = tmp_path_factory.mktemp('train_1proc')
+    check(run([sys.executable, 'tools/train.py', PROBE_CONFIG, '--work-dir', work_dir,
+               *train_options(1, probe_options)], job_env))
+    return work_dir
 
 
 @pytest.fixture(scope='session')

@@ -33,6 +33,22 @@ class RankLossRecorder(Hook):
 
 
 @HOOKS.register_module()
+class RankPlacementRecorder(Hook):
+    """Writes where each rank ran to `<work_dir>/placement_rank<rank>.json`: its rank and world size as the
+    Runner sees them, and the launcher's variables that name its node and its place on it (torchrun's
+    GROUP_RANK, the node rank; SLURM's SLURM_NODEID and SLURMD_NODENAME; LOCAL_RANK and MASTER_ADDR as
+    the process group was set up with them). A variable the launcher did not set is null."""
+
+    VARIABLES = ('LOCAL_RANK', 'GROUP_RANK', 'SLURM_NODEID', 'SLURMD_NODENAME', 'MASTER_ADDR')
+
+    def before_train(self, runner):
+        placement = dict(rank=runner.rank, world_size=runner.world_size,
+                         **{name: os.environ.get(name) for name in self.VARIABLES})
+        with open(osp.join(runner.work_dir, f'placement_rank{runner.rank}.json'), 'w') as f:
+            json.dump(placement, f)
+
+
+@HOOKS.register_module()
 class ExitRankHook(Hook):
     """Ends the process of the rank named by $DIST_PROBE_EXIT_RANK after its second training iteration,
     the way a crash does: exit status 3, no exception, no cleanup, its peers left waiting in DDP."""

@@ -1,13 +1,15 @@
-"""A real one-node SLURM cluster on localhost for tests: MUNGE, slurmctld and slurmd started by hand.
+"""A real two-node SLURM cluster on localhost for tests: MUNGE, slurmctld and one slurmd per node started by hand.
 
-Everything the daemons write (configuration, state, spool, logs, pid files, the MUNGE socket) lives in
-one fresh temporary directory, removed at stop, and the ports are free ones picked at start: the
-cluster needs no systemd and leaves alone any SLURM or MUNGE already running on the machine. Clients
-find it through `SLURM_CONF` (see `LocalSlurmCluster.env`). Daemons are stopped by the PIDs in their
-own pid files. Root only: slurmd starts job steps as their user, munged runs as user munge.
+Both nodes are this machine: each has its own slurmd, listening on its own port of 127.0.0.1, so a job step
+of `srun --nodes=2` runs its tasks through two slurmd daemons as on two hosts. Everything the daemons write
+(configuration, state, spool, logs, pid files, the MUNGE socket) lives in one fresh temporary directory,
+removed at stop, and the ports are free ones picked at start: the cluster needs no systemd and leaves alone
+any SLURM or MUNGE already running on the machine. Clients find it through `SLURM_CONF` (see
+`LocalSlurmCluster.env`). Daemons are stopped by the PIDs in their own pid files. Root only: slurmd starts
+job steps as their user, munged runs as user munge.
 
     with LocalSlurmCluster() as cluster:
-        subprocess.run(['srun', '-n2', 'hostname'], env=cluster.env(), check=True)
+        subprocess.run(['srun', '--nodes=2', '-n2', 'hostname'], env=cluster.env(), check=True)
 """
 import os
 import pwd
@@ -60,9 +62,21 @@ def process_alive(pid):
 
 
 class LocalSlurmCluster:
-    """One node (`localhost`, all CPUs of the machine, at least `min_cpus`) in one partition, `debug`."""
+    """Two nodes, `localhost` and `localhost2` (each with all CPUs of the machine, at least `min_cpus`), in one
+    partition, `debug`.
+
+    Debian's SLURM is built without multiple-slurmd support, which would let one slurm.conf give each slurmd of a
+    host its own port, pid file and spool directory. Each slurmd therefore reads a copy of slurm.conf with its
+    own `Slurmd*` settings (`slurmd_conf`), and the nodes' `Port=` tells slurmctld and srun where to reach each.
+    A step on both nodes starts on `localhost`, which resolves, so its rank 0 is reached by the name the launchers
+    take for MASTER_ADDR (the step's first node), as on a real cluster; `localhost2` does not resolve, and serves
+    steps that need no rendezvous.
+    """
 
     partition = 'debug'
+    # In slurm.conf order. SLURM's node lookup answers any name with the only node of a table whose one node is
+    # called `localhost`, so a node declared after `localhost` would be rejected as its duplicate.
+    nodes = ('localhost2', 'localhost')
 
     def __init__(self, min_cpus=2, start_timeout=30.0, stop_timeout=15.0):
         self.min_cpus = min_cpus
@@ -82,11 +96,15 @@ class LocalSlurmCluster:
     def munge_socket(self):
         return self.munge_dir / 'munge.socket'
 
+    def slurmd_conf(self, node):
+        """The configuration the slurmd of `node` reads: slurm.conf with that slurmd's port, pid file, spool and log."""
+        return self.directory / f'slurmd-{node}.conf'
+
     @property
     def pid_files(self):
         """Daemon name -> pid file, in stop order (munged last: the others authenticate through it)."""
-        return {'slurmd': self.directory / 'slurmd.pid', 'slurmctld': self.directory / 'slurmctld.pid',
-                'munged': self.munge_dir / 'munged.pid'}
+        slurmds = {f'slurmd {node}': self.directory / f'slurmd-{node}.pid' for node in self.nodes}
+        return {**slurmds, 'slurmctld': self.directory / 'slurmctld.pid', 'munged': self.munge_dir / 'munged.pid'}
 
     def env(self, base=None):
         """`base` (default: this process's environment) with SLURM's clients pointed at this cluster."""
@@ -111,7 +129,8 @@ class LocalSlurmCluster:
             self._start_munge()
             self._write_conf()
             self._run(find_tool('slurmctld'))
-            self._run(find_tool('slurmd'), '-N', 'localhost')
+            for node in self.nodes:
+                self._run(find_tool('slurmd'), '-N', node, '-f', self.slurmd_conf(node))
             self._wait_until_idle()
         except BaseException:
             self.stop()
@@ -141,7 +160,9 @@ class LocalSlurmCluster:
     def log_tails(self, lines=20):
         """The last lines of every daemon log, for error messages."""
         tails = []
-        for log in (self.munge_dir / 'munged.log', self.directory / 'slurmctld.log', self.directory / 'slurmd.log'):
+        logs = [self.munge_dir / 'munged.log', self.directory / 'slurmctld.log',
+                *(self.directory / f'slurmd-{node}.log' for node in self.nodes)]
+        for log in logs:
             if log.is_file():
                 tails.append(f'--- {log.name}\n' + '\n'.join(log.read_text(errors='replace').splitlines()[-lines:]))
         return '\n'.join(tails)
@@ -149,6 +170,7 @@ class LocalSlurmCluster:
     def _run(self, *command, user=None):
         if user is not None:
             command = ('runuser', '-u', user, '--', *command)
+        command = tuple(map(str, command))
         result = subprocess.run(command, env=self.env(), capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f'{" ".join(command)} failed ({result.returncode}): {result.stderr.strip()}\n'
@@ -163,13 +185,11 @@ class LocalSlurmCluster:
                   f'--seed-file={self.munge_dir / "munged.seed"}', user='munge')
 
     def _write_conf(self):
-        for subdirectory in ('state', 'spool'):
-            (self.directory / subdirectory).mkdir()
+        (self.directory / 'state').mkdir()
         settings = dict(
             ClusterName='vmamba-mm-test',
             SlurmctldHost='localhost',
             SlurmctldPort=free_port(),
-            SlurmdPort=free_port(),
             SlurmUser='root',
             SlurmdUser='root',
             AuthType='auth/munge',
@@ -186,28 +206,40 @@ class LocalSlurmCluster:
             ReturnToService=2,
             MailProg='/bin/true',
             StateSaveLocation=self.directory / 'state',
-            SlurmdSpoolDir=self.directory / 'spool',
             SlurmctldPidFile=self.pid_files['slurmctld'],
-            SlurmdPidFile=self.pid_files['slurmd'],
             SlurmctldLogFile=self.directory / 'slurmctld.log',
-            SlurmdLogFile=self.directory / 'slurmd.log',
-            # The node declares at least `min_cpus`, however many cores the machine has.
+            # Each node declares at least `min_cpus`, however many cores the machine has.
             SlurmdParameters='config_overrides',
+            # The slurmd configurations differ from slurm.conf in their Slurmd* lines, on purpose (see the class).
+            DebugFlags='NO_CONF_HASH',
         )
-        lines = [f'{key}={value}' for key, value in settings.items()]
-        lines.append(f'NodeName=localhost NodeAddr=127.0.0.1 CPUs={max(os.cpu_count(), self.min_cpus)} RealMemory=1000 State=UNKNOWN')
-        lines.append(f'PartitionName={self.partition} Nodes=localhost Default=YES MaxTime=INFINITE State=UP')
-        self.conf.write_text('\n'.join(lines) + '\n')
+        ports = {node: free_port() for node in self.nodes}
+        cpus = max(os.cpu_count(), self.min_cpus)
+        cluster_lines = [f'NodeName={node} NodeAddr=127.0.0.1 Port={ports[node]} CPUs={cpus} RealMemory=1000 '
+                         f'State=UNKNOWN' for node in self.nodes]
+        cluster_lines.append(f'PartitionName={self.partition} Nodes={",".join(self.nodes)} Default=YES '
+                             f'MaxTime=INFINITE State=UP')
+
+        def write(path, **more):
+            lines = [f'{key}={value}' for key, value in {**settings, **more}.items()]
+            path.write_text('\n'.join(lines + cluster_lines) + '\n')
+
+        write(self.conf)
+        for node in self.nodes:
+            spool = self.directory / f'spool-{node}'
+            spool.mkdir()
+            write(self.slurmd_conf(node), SlurmdPort=ports[node], SlurmdPidFile=self.pid_files[f'slurmd {node}'],
+                  SlurmdSpoolDir=spool, SlurmdLogFile=self.directory / f'slurmd-{node}.log')
 
     def _wait_until_idle(self):
         deadline = time.monotonic() + self.start_timeout
-        state = ''
+        states = {}
         while time.monotonic() < deadline:
-            result = subprocess.run([find_tool('sinfo'), '-h', '-n', 'localhost', '-o', '%t'],
-                                    env=self.env(), capture_output=True, text=True)
-            state = result.stdout.strip()
-            if state == 'idle':
+            result = subprocess.run([find_tool('sinfo'), '-h', '-N', '-o', '%N %t'], env=self.env(),
+                                    capture_output=True, text=True)
+            states = dict(line.split() for line in result.stdout.splitlines() if len(line.split()) == 2)
+            if all(states.get(node) == 'idle' for node in self.nodes):
                 return
             time.sleep(0.2)
-        raise RuntimeError(f'the SLURM node is not idle after {self.start_timeout:.0f} s (state {state!r})\n'
+        raise RuntimeError(f'the SLURM nodes are not all idle after {self.start_timeout:.0f} s (states {states})\n'
                            f'{self.log_tails()}')

@@ -1,86 +1,84 @@
-"""tools/dist_train.sh and tools/dist_test.sh on CPU: 2 torchrun processes with the gloo backend.
+"""tools/dist_train.sh and tools/dist_test.sh on CPU with the gloo backend: 2 torchrun processes on one
+node, and 2 torchrun "nodes" (two torchrun agents on localhost, node ranks 0 and 1, one process each).
 
-Data-parallel training with a global batch of 32 split over 2 processes must follow the same path as one
-process with the 32 images: mmengine's DefaultSampler hands rank r the positions r, r + 2, ... of one
-seeded permutation, so each step the two ranks together see exactly the images one process sees, and
-DDP's gradient mean over ranks equals the single process's mean over the batch (the model has no
-BatchNorm: VMamba normalises with LayerNorm).
+Both train as one process does with the same global batch (see launch_runs.py for why they must).
 """
-import json
+import os
 import re
+import signal
 import subprocess
 import sys
 import time
 
 import pytest
-import torch
 
 from launch_paths import PROBE_CONFIG, REPO_ROOT
+from launch_runs import (JOB_TIMEOUT, assert_losses_match, assert_weights_match, check, final_checkpoint,
+                         rank_placements, run, train_options)
+from local_slurm import free_port
 
 pytestmark = pytest.mark.slow
 
-GLOBAL_BATCH = 32
-JOB_TIMEOUT = 600  # seconds; a hung job fails the test instead of the CI run
-
-
-def run(command, env):
-    return subprocess.run([str(part) for part in command], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=JOB_TIMEOUT)
-
-
-def check(result):
-    assert result.returncode == 0, f'exit {result.returncode}\n{result.stdout[-4000:]}\n{result.stderr[-8000:]}'
-    return result
-
-
-def train(work_dir, processes, env, options):
-    options = [*options, f'train_dataloader.batch_size={GLOBAL_BATCH // processes}']
-    common = ['--work-dir', work_dir, '--auto-scale-lr', *options]
-    if processes == 1:
-        return check(run([sys.executable, 'tools/train.py', PROBE_CONFIG, *common], env))
-    return check(run(['bash', 'tools/dist_train.sh', PROBE_CONFIG, processes, *common], env))
-
-
-def rank_losses(work_dir, processes):
-    """(processes, steps) training losses, each of its rank's share of the batch."""
-    per_rank = [json.loads((work_dir / f'losses_rank{rank}.json').read_text()) for rank in range(processes)]
-    assert len({len(losses) for losses in per_rank}) == 1, 'ranks ran different numbers of steps'
-    return torch.tensor(per_rank, dtype=torch.float64)
-
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory, job_env, probe_options):
-    """Work dirs of the same training on 1 process and on 2 (torchrun)."""
-    work_dirs = {}
-    for processes in (1, 2):
-        work_dirs[processes] = tmp_path_factory.mktemp(f'train_{processes}proc')
-        train(work_dirs[processes], processes, job_env, probe_options)
-    return work_dirs
+def runs(tmp_path_factory, job_env, probe_options, single_process_run):
+    """Work dirs of the same training on 1 process and on 2 (torchrun, one node)."""
+    work_dir = tmp_path_factory.mktemp('train_2proc')
+    check(run(['bash', 'tools/dist_train.sh', PROBE_CONFIG, 2, '--work-dir', work_dir,
+               *train_options(2, probe_options)], job_env))
+    return {1: single_process_run, 2: work_dir}
 
 
 @pytest.fixture(scope='module')
 def final_checkpoints(runs):
-    return {processes: torch.load(work_dir / 'epoch_2.pth', map_location='cpu', weights_only=False)
-            for processes, work_dir in runs.items()}
+    return {processes: final_checkpoint(work_dir) for processes, work_dir in runs.items()}
 
 
 def test_two_processes_follow_the_single_process_loss_curve(runs):
-    (single,), ddp = rank_losses(runs[1], 1), rank_losses(runs[2], 2)
+    single = assert_losses_match(runs[2], 2, runs[1])
     assert len(single) == 16  # 256 images / 32 per step x 2 epochs
-    assert not torch.allclose(ddp[0], ddp[1])  # the ranks see different halves of each batch
-    # Equal halves: the loss of the whole batch is the mean of the ranks' losses.
-    torch.testing.assert_close(ddp.mean(0), single, rtol=0, atol=1e-5)
     assert single[-1] < single[0]  # it trains
 
 
-def test_two_processes_end_with_the_single_process_weights(final_checkpoints):
-    single, ddp = final_checkpoints[1], final_checkpoints[2]
-    # state_dict holds the EMA weights (mmengine's EMAHook swaps them in), ema_state_dict the raw ones.
-    for key in ('state_dict', 'ema_state_dict'):
-        assert single[key].keys() == ddp[key].keys()
-        for name, weight in single[key].items():
-            torch.testing.assert_close(ddp[key][name], weight, rtol=0, atol=1e-5,
-                                       msg=lambda message: f'{key}.{name}: {message}')
+def test_two_processes_end_with_the_single_process_weights(runs):
+    assert_weights_match(runs[2], runs[1])
+
+
+@pytest.fixture(scope='module')
+def two_node_run(tmp_path_factory, job_env, probe_options):
+    """The training of `runs` on 2 torchrun "nodes" of one process each: two tools/dist_train.sh commands
+    with NNODES=2, the same MASTER_ADDR and PORT, and NODE_RANK 0 and 1, as one types them on two machines
+    (here both on localhost, sharing the work dir as nodes share a file system)."""
+    work_dir = tmp_path_factory.mktemp('train_2nodes')
+    command = ['bash', 'tools/dist_train.sh', PROBE_CONFIG, 1, '--work-dir', work_dir, *train_options(2, probe_options)]
+    node_env = {**job_env, 'NNODES': '2', 'MASTER_ADDR': '127.0.0.1', 'PORT': str(free_port())}
+    logs = [work_dir / f'node{node_rank}.log' for node_rank in (0, 1)]
+    nodes = []
+    try:
+        for node_rank, log in enumerate(logs):
+            with open(log, 'w') as output:
+                nodes.append(subprocess.Popen([str(part) for part in command], cwd=REPO_ROOT,
+                                              env={**node_env, 'NODE_RANK': str(node_rank)}, stdout=output,
+                                              stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + JOB_TIMEOUT
+        codes = [node.wait(timeout=max(deadline - time.monotonic(), 1)) for node in nodes]
+    finally:
+        for node in nodes:  # a hung or half-started job: end each node's torchrun and its workers
+            if node.poll() is None:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.wait()
+    assert codes == [0, 0], '\n'.join(f'--- node {rank}: exit {code}\n{log.read_text()[-4000:]}'
+                                       for rank, (code, log) in enumerate(zip(codes, logs)))
+    return work_dir
+
+
+def test_two_nodes_train_as_one_process(two_node_run, single_process_run):
+    placements = rank_placements(two_node_run, 2)
+    # One process per node: global rank r is node r's only process (local rank 0), all in one world of 2.
+    assert [(place['rank'], place['GROUP_RANK'], place['LOCAL_RANK'], place['world_size'])
+            for place in placements] == [(0, '0', '0', 2), (1, '1', '0', 2)]
+    assert_losses_match(two_node_run, 2, single_process_run)
+    assert_weights_match(two_node_run, single_process_run)
 
 
 def test_auto_scale_lr_counts_every_process(final_checkpoints):

@@ -14,11 +14,20 @@ latency (compilation included) and the mean time of each part of a step (see vma
 --official adds the official implementation in the same run, from the checkout named by $VMAMBA_OFFICIAL_SRC:
 for classification its model in a loop doing what its main.py train_one_epoch does; for detection and segmentation
 the same config with its backbone in place of VMamba.
+
+Data-parallel, as tools/dist_train.sh trains (each process its --batch-size images per step, DDP between them):
+
+    python tools/analysis_tools/benchmark_train.py CONFIG --out 1proc.json
+    bash tools/dist_launch.sh 8 tools/analysis_tools/benchmark_train.py CONFIG --baseline-json 1proc.json
+
+reports every process's row, the total throughput and, against the one-process run, the speed-up and the scaling
+efficiency (rank 0 prints them and writes --out).
 """
 import argparse
 import json
 import sys
 
+import torch
 from mmengine.config import DictAction
 
 import vmamba_mm  # noqa: F401 (compatibility shims, VMamba and the synthetic datasets registered)
@@ -42,11 +51,18 @@ def parse_args(argv=None):
     parser.add_argument('--out', metavar='JSON', help='write the environment and the result rows here')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
                         help='override config entries, as in tools/train.py')
-    args = parser.parse_args(argv)
+    parser.add_argument('--baseline-json', metavar='JSON',
+                        help='the --out of a one-process run of the same benchmark: a distributed run reports its '
+                        'speed-up and scaling efficiency against it')
+    args = launch.parse_with_launcher(parser, argv)
     for name in ('iters', 'warmup', 'batch_size'):
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    if args.official and args.launcher != 'none':
+        parser.error('--official runs in one process: leave out the launcher (tools/dist_launch.sh)')
+    if args.baseline_json and args.launcher == 'none':
+        parser.error('--baseline-json is for a distributed run: start the benchmark with tools/dist_launch.sh')
     return args
 
 
@@ -54,7 +70,8 @@ def run(args, official_source=None):
     official = None if official_source is None else train_benchmark.official_module(official_source)
     options = dict(iterations=args.iters, warmup=args.warmup, amp=args.amp, batch_size=args.batch_size,
                    cfg_options=args.cfg_options)
-    rows = [train_benchmark.benchmark_config(args.config, compile=args.compile, work_dir=args.work_dir, **options)]
+    rows = [train_benchmark.benchmark_config(args.config, compile=args.compile, work_dir=args.work_dir,
+                                             launcher=args.launcher, **options)]
     if official is not None:
         print(train_benchmark.format_table(rows, train_benchmark.environment()), flush=True)
         if rows[0]['task'] == 'mmpretrain':
@@ -72,20 +89,43 @@ def main(argv=None):
     # Mistakes in the command line are named before anything is built or measured.
     try:
         source = train_benchmark.official_source() if args.official else None
-        launch.load_config(args.config, args.cfg_options)
+        cfg = launch.load_config(args.config, args.cfg_options)
+        baseline = None
+        if args.baseline_json:
+            batch_size = args.batch_size or cfg.train_dataloader.batch_size
+            baseline = train_benchmark.read_baseline(args.baseline_json, args.config, batch_size, args.amp,
+                                                     args.compile)
     except train_benchmark.OfficialSourceMissing as error:
         sys.exit(str(error))
     except launch.USER_ERRORS as error:
         sys.exit(f'{type(error).__name__}: {error}')
-    rows = run(args, source)
+    if args.launcher == 'none':
+        return report(args, run(args, source))
+    with launch.process_group_closed():
+        try:
+            rows = train_benchmark.gather_rows(run(args, source)[0])
+        except launch.LauncherEnvironmentError as error:  # --launcher without the launcher
+            sys.exit(f'{type(error).__name__}: {error}')
+        rank = torch.distributed.get_rank()
+    # Every process holds every row; one reports them.
+    if rank == 0:
+        report(args, rows, train_benchmark.scaling_summary(rows, baseline))
+    return rows
+
+
+def report(args, rows, scaling=None):
+    """Print the table (and, for a distributed run, its scaling) and write --out."""
     env = train_benchmark.environment()
     print(train_benchmark.format_table(rows, env))
+    result = dict(environment=env, args=vars(args), parts=train_benchmark.PART_DOCS, rows=rows)
+    if scaling is not None:
+        print(train_benchmark.format_scaling(scaling))
+        result['distributed'] = scaling
     if args.out:
         with open(args.out, 'w') as file:
-            json.dump(dict(environment=env, args=vars(args), parts=train_benchmark.PART_DOCS, rows=rows), file,
-                      indent=1)
+            json.dump(result, file, indent=1)
     return rows
 
 
 if __name__ == '__main__':
-    main()
+    launch.run_as_program(main)

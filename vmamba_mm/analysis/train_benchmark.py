@@ -393,11 +393,13 @@ def _drop_pretrained(node):
             _drop_pretrained(value)
 
 
-def benchmark_cfg(cfg, iterations, warmup, amp=False, compile=None, batch_size=None, work_dir=None, tag='vmamba_mm'):
+def benchmark_cfg(cfg, iterations, warmup, amp=False, compile=None, batch_size=None, work_dir=None, tag='vmamba_mm',
+                  launcher='none'):
     """The config adapted for a benchmark run: synthetic data for exactly ``warmup + iterations`` steps, no
     validation, no checkpoint files, no pretrained weights; everything else (model, optimizer wrapper, schedules,
     hooks, logging, environment) as the config has it. ``amp`` and ``compile`` act as tools/train.py's ``--amp``
-    and the config's ``compile`` (None keeps the config's choice)."""
+    and the config's ``compile`` (None keeps the config's choice). Under a ``launcher`` (tools/train.py's
+    ``--launcher``) every process runs the steps, each on its own ``batch_size`` images."""
     from vmamba_mm import launch
 
     launch.register_scope(cfg)
@@ -410,9 +412,10 @@ def benchmark_cfg(cfg, iterations, warmup, amp=False, compile=None, batch_size=N
     if batch_size is not None:
         cfg.train_dataloader.batch_size = batch_size
     steps = warmup + iterations
-    # One epoch of exactly `steps` full batches (also through mmdet's aspect-ratio batch sampler, whose leftovers
-    # then fill whole batches), or `steps` iterations of an iteration-based loop.
-    cfg.train_dataloader.dataset = synthetic_dataset(cfg, steps * cfg.train_dataloader.batch_size)
+    # One epoch of exactly `steps` full batches in each process (also through mmdet's aspect-ratio batch sampler,
+    # whose leftovers then fill whole batches), or `steps` iterations of an iteration-based loop.
+    cfg.train_dataloader.dataset = synthetic_dataset(
+        cfg, steps * cfg.train_dataloader.batch_size * launch.world_size(launcher))
     if 'max_iters' in cfg.train_cfg:
         cfg.train_cfg.max_iters = steps
     else:
@@ -422,7 +425,7 @@ def benchmark_cfg(cfg, iterations, warmup, amp=False, compile=None, batch_size=N
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=-1, save_last=False)
     _drop_pretrained(cfg.model)
     cfg.load_from, cfg.resume = None, False
-    cfg.launcher = 'none'
+    cfg.launcher = launcher
     # mmengine names its global logger and visualizer after the experiment: one name per run in this process.
     cfg.experiment_name = f'benchmark_train_{tag}_{next(_RUN_NUMBERS)}'
     if cfg.get('visualizer') is not None:  # the det/seg runtimes name theirs 'visualizer'
@@ -540,11 +543,12 @@ def _settings_of(runner, profiler):
 
 
 def benchmark_config(config, iterations=50, warmup=10, amp=False, compile=None, batch_size=None, cfg_options=None,
-                     official=None, work_dir=None):
+                     official=None, work_dir=None, launcher='none'):
     """Train ``config`` (a path) for ``warmup + iterations`` steps on synthetic data and time it.
 
     ``official`` is the official model module (see :func:`official_module`): its backbone replaces VMamba in the
-    config. Returns one result row (see :func:`format_table`)."""
+    config. Under a ``launcher`` this is one process of a data-parallel run (see :func:`gather_rows`). Returns one
+    result row (see :func:`format_table`)."""
     from vmamba_mm import launch
 
     cfg = launch.load_config(config, cfg_options)
@@ -555,7 +559,7 @@ def benchmark_config(config, iterations=50, warmup=10, amp=False, compile=None, 
         if work_dir is None:
             work_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix='benchmark_train_'))
         tag = 'official' if official is not None else 'vmamba_mm'
-        cfg = benchmark_cfg(cfg, iterations, warmup, amp, compile, batch_size, work_dir, tag)
+        cfg = benchmark_cfg(cfg, iterations, warmup, amp, compile, batch_size, work_dir, tag, launcher)
         if official is not None:
             swap_in_official_backbone(cfg, official)
         build_start = time.perf_counter()
@@ -830,4 +834,80 @@ def format_table(rows, env):
         lines.append(f"{row['task']:<11} {row['model']:<10} {row['precision']:>5} {row['batch_size']:>5} "
                      f"{row['images_per_s']:>9.1f} {_cell(row['peak_memory_gb'], 2):>7} "
                      f"{row['first_iteration_s']:>8.1f} {row['step_ms']:>8.1f} {parts}")
+    return '\n'.join(lines)
+
+
+# Distributed runs
+
+
+class BaselineError(ValueError):
+    """``--baseline-json`` names no one-process result of the same benchmark."""
+
+
+def gather_rows(row):
+    """Every process's result row, in rank order, each with its ``rank``: the rows of a data-parallel run, on every
+    process. Without a process group, the one row, as rank 0's."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return [dict(row, rank=0)]
+    rows = [None] * dist.get_world_size()
+    dist.all_gather_object(rows, dict(row, rank=dist.get_rank()))
+    return rows
+
+
+def read_baseline(path, config, batch_size, amp, compile):
+    """The result row of the one-process run that ``path`` (a ``--out`` JSON of this tool) holds, checked to be the
+    same benchmark: the same config file name, images per process, ``--amp`` and ``--compile``."""
+    import json
+
+    try:
+        with open(path) as file:
+            report = json.load(file)
+        row, args = report['rows'][0], report['args']
+        images_per_s = row['images_per_s']
+    except OSError as error:
+        raise BaselineError(f'--baseline-json {path}: {error.strerror or error}') from error
+    except (ValueError, KeyError, IndexError, TypeError) as error:
+        raise BaselineError(f'--baseline-json {path} is not a JSON that benchmark_train.py --out wrote') from error
+    if report.get('distributed', {}).get('world_size', 1) != 1:
+        raise BaselineError(f'--baseline-json {path} holds a run of {report["distributed"]["world_size"]} processes; '
+                            f'the baseline is a run of one (without a launcher)')
+    ours = dict(config=os.path.basename(config), batch_size=batch_size, amp=amp, compile=compile)
+    theirs = dict(config=os.path.basename(row.get('config', '')), batch_size=row.get('batch_size'),
+                  amp=args.get('amp'), compile=args.get('compile'))
+    differences = [f'{key} {theirs[key]!r} there, {ours[key]!r} here' for key in ours if ours[key] != theirs[key]]
+    if differences:
+        raise BaselineError(f'--baseline-json {path} measured another benchmark: ' + '; '.join(differences))
+    if not isinstance(images_per_s, (int, float)) or not images_per_s > 0:
+        raise BaselineError(f'--baseline-json {path}: its throughput is {images_per_s!r} images/s')
+    return row
+
+
+def scaling_summary(rows, baseline=None):
+    """Throughput of a data-parallel run from its processes' rows (:func:`gather_rows`).
+
+    The processes step together (DDP averages the gradients in every step), so the run moves at the pace of its
+    slowest process: the total throughput is all processes' images per step over the slowest mean step time.
+    Against a one-process ``baseline`` row of the same batch per process: the speed-up (total over one process)
+    and the scaling efficiency (speed-up over the number of processes; 1.0 is linear scaling)."""
+    world_size = len(rows)
+    slowest_step_s = max(row['wall_step_ms'] for row in rows) / 1e3
+    total = sum(row['batch_size'] for row in rows) / slowest_step_s
+    summary = dict(world_size=world_size, per_process_images_per_s=[row['images_per_s'] for row in rows],
+                   total_images_per_s=total, baseline_images_per_s=None, speedup=None, scaling_efficiency=None)
+    if baseline is not None:
+        summary.update(baseline_images_per_s=baseline['images_per_s'], speedup=total / baseline['images_per_s'],
+                       scaling_efficiency=total / baseline['images_per_s'] / world_size)
+    return summary
+
+
+def format_scaling(summary):
+    """The lines under the table of a data-parallel run."""
+    per_process = ', '.join(f'{value:.1f}' for value in summary['per_process_images_per_s'])
+    lines = [f"# {summary['world_size']} processes: {summary['total_images_per_s']:.1f} img/s in total; "
+             f'per process (by rank): {per_process}']
+    if summary['baseline_images_per_s'] is not None:
+        lines.append(f"# 1 process: {summary['baseline_images_per_s']:.1f} img/s; speed-up {summary['speedup']:.2f}x, "
+                     f"scaling efficiency {summary['scaling_efficiency']:.1%}")
     return '\n'.join(lines)

@@ -35,8 +35,8 @@ def setup_cpu_distributed(cfg, launcher):
     """Join the job's gloo process group and switch `cfg.model_wrapper_cfg` to `CPUDistributedDataParallel`.
 
     Rank, world size and rendezvous address come from torchrun (`launcher='pytorch'`) or from SLURM
-    (`launcher='slurm'`, by mmengine's rules: the first host of the job as master unless MASTER_ADDR is
-    set, MASTER_PORT from the environment or 29500). `cfg.env_cfg.dist_cfg.timeout` (seconds) is honoured;
+    (`launcher='slurm'`: MASTER_ADDR and MASTER_PORT from the environment, as tools/slurm_launch.sh sets them,
+    else the first host of the job step, where rank 0 runs, and 29500). `cfg.env_cfg.dist_cfg.timeout` (seconds) is honoured;
     its backend is not: gloo is the CPU backend.
     """
     if launcher == 'slurm':
@@ -73,6 +73,9 @@ def _rendezvous_from_slurm():
     os.environ['LOCAL_RANK'] = os.environ['SLURM_LOCALID']
     os.environ.setdefault('MASTER_PORT', '29500')
     if 'MASTER_ADDR' not in os.environ:
-        hosts = subprocess.run(['scontrol', 'show', 'hostnames', os.environ['SLURM_NODELIST']],
-                               capture_output=True, text=True, check=True).stdout.split()
+        # Not SLURM_NODELIST alone: inside a larger allocation it lists the allocation's nodes, and a step on
+        # some of them need not start on the first.
+        nodes = os.environ.get('SLURM_STEP_NODELIST') or os.environ['SLURM_NODELIST']
+        hosts = subprocess.run(['scontrol', 'show', 'hostnames', nodes], capture_output=True, text=True,
+                               check=True).stdout.split()
         os.environ['MASTER_ADDR'] = hosts[0]
