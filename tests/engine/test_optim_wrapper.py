@@ -36,13 +36,12 @@ def test_the_shipped_schedules_give_every_parameter_mmengines_setting_in_few_gro
     if cfg.default_scope == 'mmseg':
         from mmseg.registry import MODELS as SEG_MODELS
         cfg.model.backbone.update(arch=TINY, init_cfg=None)
-        cfg.model.decode_head.in_channels = cfg.model.auxiliary_head.in_channels = None
         with DefaultScope.overwrite_default_scope('mmseg'):
             model = SEG_MODELS.build(_tiny_upernet(cfg.model))
     else:
         cfg.model.backbone.arch = TINY
         cfg.model.head.in_channels = 128
-        model = MODELS.build(cfg.model)
+        model = _build_classifier(cfg.model)
     # The plain wrapper: AmpOptimWrapper needs a GPU, and the grouping does not depend on the wrapper.
     wrapper_cfg = dict(type='OptimWrapper', optimizer=dict(cfg.optim_wrapper.optimizer))
     paramwise = cfg.optim_wrapper.paramwise_cfg
@@ -54,6 +53,11 @@ def test_the_shipped_schedules_give_every_parameter_mmengines_setting_in_few_gro
     assert _settings_per_parameter(merged.optimizer) == _settings_per_parameter(reference.optimizer)
     decays = {group['weight_decay'] for group in merged.optimizer.param_groups}
     assert len(decays) == 2 and 0.0 in decays  # the no-decay rule survived the merge
+
+
+def _build_classifier(model_cfg):
+    with DefaultScope.overwrite_default_scope('mmpretrain'):
+        return MODELS.build(model_cfg)
 
 
 def _tiny_upernet(model_cfg):
@@ -68,7 +72,7 @@ def test_a_step_over_merged_groups_equals_the_step_over_one_group_per_parameter(
     cfg.model.backbone.update(arch=TINY, drop_path_rate=0.0)  # the two models must compute the same losses
     cfg.model.head.in_channels = 128
     torch.manual_seed(0)
-    model = MODELS.build(cfg.model)
+    model = _build_classifier(cfg.model)
     twin = copy.deepcopy(model)
     wrapper_cfg = dict(type='OptimWrapper', optimizer=dict(cfg.optim_wrapper.optimizer), clip_grad=dict(max_norm=5.0))
     paramwise = cfg.optim_wrapper.paramwise_cfg
@@ -81,5 +85,5 @@ def test_a_step_over_merged_groups_equals_the_step_over_one_group_per_parameter(
     for (name, expected), actual in zip(model.named_parameters(), twin.parameters()):
         assert torch.equal(actual, expected), name
     torch.manual_seed(0)
-    initial = MODELS.build(cfg.model)
+    initial = _build_classifier(cfg.model)
     assert not torch.equal(next(model.parameters()), next(initial.parameters()))  # the steps moved the weights

@@ -262,7 +262,11 @@ def main(argv=None):
     if args.device.startswith('cuda'):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
+        # Every peer's own training script autotunes cuDNN for its fixed shapes (the official main.py, timm's
+        # train.py, this project's classification runtime): each model is measured at its best settings.
+        torch.backends.cudnn.benchmark = True
     env = environment(torch.device(args.device))
+    env['cudnn_benchmark'] = torch.backends.cudnn.benchmark
     if args.compile:
         from vmamba_mm.models.compile_settings import SETTINGS
         env['vmamba_compile_settings'] = SETTINGS
