@@ -192,10 +192,10 @@ def enable_show_dir(cfg, show_dir):
     else:
         hook.update(draw=True, interval=1)
         cfg.visualizer.save_dir = show_dir
-        # Visualizers are named instances of the process: under the runtime's fixed name, a runner built earlier in
-        # the same process would lend this one its visualizer, which writes elsewhere. The Runner names its own
-        # after the run.
-        cfg.visualizer.pop('name', None)
+    # Visualizers are named instances of the process, and the hooks draw with the one made last: under the runtime's
+    # fixed name, a runner built earlier in the same process would keep its own, of another task or writing
+    # elsewhere. The Runner names this run's visualizer after the run.
+    cfg.visualizer.pop('name', None)
     os.makedirs(show_dir, exist_ok=True)
     return show_dir
 
