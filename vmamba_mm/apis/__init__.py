@@ -10,7 +10,7 @@ The inferencer classes import their library (mmdet, mmseg: optional dependencies
 """
 import importlib
 
-from .inference import image_demo, init_inferencer, predict, summarize
+from .inference import image_demo, init_inferencer, predict, summarize, write_pictures
 from .visualization import browse_dataset, build_visualizer, draw_sample
 
 # Each class lives in the module of its library, imported on first use.
@@ -21,7 +21,7 @@ _INFERENCERS = {
 }
 
 __all__ = ['browse_dataset', 'build_visualizer', 'draw_sample', 'image_demo', 'init_inferencer', 'predict',
-           'summarize', *_INFERENCERS]
+           'summarize', 'write_pictures', *_INFERENCERS]
 
 
 def __getattr__(name):

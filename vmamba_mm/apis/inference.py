@@ -99,13 +99,9 @@ def _images_and_outputs(image, out_file, out_dir):
     return [image], [out_file]
 
 
-def image_demo(image, config, checkpoint, out_file=None, out_dir=None, device=None, score_thr=0.3):
-    """Predict ``image`` (a file, or a folder of images) with the config's model and write the picture of each
-    prediction: to ``out_file`` for one image, into ``out_dir`` (same names, .png) for a folder.
-
-    Returns ``[(image, picture path, summary line), ...]``."""
-    images, pictures = _images_and_outputs(image, out_file, out_dir)
-    inferencer = init_inferencer(config, checkpoint, device=device)
+def write_pictures(inferencer, images, pictures, score_thr=0.3):
+    """Predict ``images`` with an :func:`init_inferencer` inferencer and write the picture of each prediction to
+    the matching path of ``pictures``. Returns ``[(image, picture path, summary line), ...]``."""
     scope, meta = inferencer.scope, dataset_meta_of(inferencer)
     visualizer = build_visualizer(inferencer.cfg, meta)
     results = []
@@ -114,3 +110,12 @@ def image_demo(image, config, checkpoint, out_file=None, out_dir=None, device=No
         mmcv.imwrite(picture[..., ::-1], picture_path)
         results.append((path, picture_path, summarize(scope, sample, meta, score_thr)))
     return results
+
+
+def image_demo(image, config, checkpoint, out_file=None, out_dir=None, device=None, score_thr=0.3):
+    """Predict ``image`` (a file, or a folder of images) with the config's model and write the picture of each
+    prediction: to ``out_file`` for one image, into ``out_dir`` (same names, .png) for a folder.
+
+    Returns ``[(image, picture path, summary line), ...]``."""
+    images, pictures = _images_and_outputs(image, out_file, out_dir)
+    return write_pictures(init_inferencer(config, checkpoint, device=device), images, pictures, score_thr)
