@@ -63,9 +63,11 @@ def third_party_imports():
 
 
 def is_optional_module(path):
-    # kernels/dispatch.py imports the Triton kernel modules only where triton is importable, and
-    # vmamba_mm/datasets/__init__.py the checked COCO dataset only where mmdet (the det extra) is.
-    return re.fullmatch(r'kernels/triton_\w+\.py|vmamba_mm/datasets/coco\.py', path) is not None
+    # kernels/dispatch.py imports the Triton kernel modules only where triton is importable,
+    # vmamba_mm/datasets/__init__.py the checked COCO dataset only where mmdet (the det extra) is, and
+    # vmamba_mm/apis the inferencer of a library (det, seg extras) only when that inferencer is asked for.
+    return re.fullmatch(r'kernels/triton_\w+\.py|vmamba_mm/datasets/coco\.py|vmamba_mm/apis/(detection|segmentation)\.py',
+                        path) is not None
 
 
 def test_install_requires_covers_every_module_level_import():

@@ -9,6 +9,7 @@ the EMA weights are evaluated and, where the hook asks for it, the raw weights t
 
     python tools/test.py configs/classification/vmamba-demo_digits.py work_dirs/vmamba-demo_digits/epoch_12.pth
     python tools/test.py configs/classification/vmamba-tiny_8xb128-300e_in1k.py vssm1_tiny_0230s_ckpt_epoch_264.pth
+    python tools/test.py CONFIG CHECKPOINT --show-dir pictures   # also draw every test image's prediction
 """
 import argparse
 
@@ -27,6 +28,10 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint: from tools/train.py, or an official VMamba release')
     parser.add_argument('--work-dir', help='where logs go (default: work_dirs/<config name>)')
     parser.add_argument('--out', metavar='FILE.pkl', help='also dump every prediction to this pickle file')
+    parser.add_argument(
+        '--show-dir', metavar='DIR',
+        help='draw the prediction of every test image into DIR (class and score; boxes and masks; the '
+        'segmentation overlay under DIR/vis_data/vis_image)')
     parser.add_argument('--tta', action='store_true',
                         help="test-time augmentation with the config's tta_model and tta_pipeline")
     parser.add_argument(
@@ -63,6 +68,8 @@ def build_config(args):
         # evaluate the same weights a second time.
         cfg.custom_hooks = [hook for hook in cfg.get('custom_hooks', []) if hook['type'] != 'EMAHook']
 
+    if args.show_dir is not None:
+        launch.enable_show_dir(cfg, args.show_dir)
     if args.out is not None:
         evaluators = cfg.test_evaluator if isinstance(cfg.test_evaluator, list) else [cfg.test_evaluator]
         cfg.test_evaluator = [*evaluators, dict(type='DumpResults', out_file_path=args.out)]

@@ -4,6 +4,7 @@ segmentation (mmseg), chosen by the config's `default_scope`, on mmengine's Runn
     python tools/train.py configs/classification/vmamba-demo_digits.py
     python tools/train.py CONFIG --resume                 # continue from the work dir's latest checkpoint
     python tools/train.py CONFIG --amp --auto-scale-lr --cfg-options train_dataloader.batch_size=64
+    python tools/train.py CONFIG --vis-backend tensorboard   # then: tensorboard --logdir work_dirs
 """
 import argparse
 import logging
@@ -34,6 +35,9 @@ def parse_args(argv=None):
         '--auto-scale-lr', action='store_true',
         help="scale the learning rate by (GPUs x batch per GPU) / the config's auto_scale_lr.base_batch_size")
     parser.add_argument(
+        '--vis-backend', choices=sorted(launch.VIS_BACKENDS),
+        help="also log the run's scalars to this backend (tensorboard: event files in the run's vis_data folder)")
+    parser.add_argument(
         '--cfg-options', nargs='+', action=DictAction, metavar='KEY=VALUE',
         help='override config entries, e.g. train_cfg.max_epochs=10 model.backbone.drop_path_rate=0.1')
     return launch.parse_with_launcher(parser, argv)
@@ -46,6 +50,8 @@ def build_config(args):
                         ('train_dataloader', ))
     check_data_pipelines(cfg, ('val_dataloader', ))
     check_batch_norm_batch_size(cfg, world_size=launch.world_size(args.launcher))
+    if args.vis_backend is not None:
+        launch.add_vis_backend(cfg, args.vis_backend)
     if args.amp:
         launch.enable_amp(cfg)
     if launch.amp_on_cpu(cfg):

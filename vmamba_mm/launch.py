@@ -9,6 +9,7 @@ import atexit
 import contextlib
 import difflib
 import importlib
+import importlib.util
 import os
 import os.path as osp
 import shlex
@@ -168,6 +169,54 @@ def world_size(launcher):
     if launcher == 'none':
         return 1
     return int(os.environ.get('WORLD_SIZE') or os.environ.get('SLURM_NTASKS') or os.environ.get('OMPI_COMM_WORLD_SIZE') or 1)
+
+
+# The visualization hook each task's runtime (configs/_base_/default_runtime_*.py) sets.
+VISUALIZATION_HOOKS = {'mmpretrain': 'VisualizationHook', 'mmdet': 'DetVisualizationHook', 'mmseg': 'SegVisualizationHook'}
+
+
+def enable_show_dir(cfg, show_dir):
+    """`--show-dir DIR`: the task's visualization hook draws the prediction of every test image into DIR.
+
+    Classification writes DIR/<image>_0.png and detection DIR/<image>, as their hooks name them. Segmentation's
+    hook writes through the visualizer, whose folder becomes DIR as in mmseg's own tools/test.py: the pictures
+    are DIR/vis_data/vis_image/test_<image>_0.png, beside the test's scalars. DIR is made absolute: mmdet's hook
+    would otherwise put it under the run's log folder once per test batch, each time one level deeper."""
+    scope = cfg.default_scope
+    show_dir = osp.abspath(show_dir)
+    hook = cfg.setdefault('default_hooks', {}).setdefault('visualization', dict(type=VISUALIZATION_HOOKS[scope]))
+    if scope == 'mmpretrain':
+        hook.update(enable=True, interval=1, out_dir=show_dir)
+    elif scope == 'mmdet':
+        hook.update(draw=True, interval=1, test_out_dir=show_dir)
+    else:
+        hook.update(draw=True, interval=1)
+        cfg.visualizer.save_dir = show_dir
+    # Visualizers are named instances of the process, and the hooks draw with the one made last: under the runtime's
+    # fixed name, a runner built earlier in the same process would keep its own, of another task or writing
+    # elsewhere. The Runner names this run's visualizer after the run.
+    cfg.visualizer.pop('name', None)
+    os.makedirs(show_dir, exist_ok=True)
+    return show_dir
+
+
+# `--vis-backend` choices: the mmengine visualization backend and the package it writes with.
+VIS_BACKENDS = {'tensorboard': ('TensorboardVisBackend', 'tensorboard')}
+
+
+def add_vis_backend(cfg, name):
+    """`--vis-backend NAME`: the run's scalars (losses, learning rate, metrics) also go to this backend, beside the
+    config's own; TensorBoard's event files land in the run's <work_dir>/<timestamp>/vis_data."""
+    backend, package = VIS_BACKENDS[name]
+    if importlib.util.find_spec(package) is None:
+        raise ValueError(f'--vis-backend {name} writes with the {package} package, which is not installed: '
+                         f'pip install {package}')
+    if 'visualizer' not in cfg:
+        raise ValueError(f'--vis-backend {name} adds a backend to the config\'s visualizer, but {cfg.filename} sets '
+                         'none (the task runtimes in configs/_base_/ do)')
+    backends = cfg.visualizer.setdefault('vis_backends', [dict(type='LocalVisBackend')])
+    if not any(entry.get('type') == backend for entry in backends):
+        backends.append(dict(type=backend))
 
 
 def build_runner(cfg):
