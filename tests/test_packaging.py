@@ -188,7 +188,8 @@ def pip_installed(tmp_path_factory):
                                  cwd=root).stdout.strip())
     (site_packages / 'reused.pth').write_text(f'{root / "reused"}\n')
 
-    install = in_venv(python, '-m', 'pip', 'install', '--disable-pip-version-check', f'{source}[det,seg]', cwd=root)
+    install = in_venv(python, '-m', 'pip', 'install', '--disable-pip-version-check', '--no-compile',
+                      f'{source}[det,seg]', cwd=root)
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
     return python, site_packages, root
 
