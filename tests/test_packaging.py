@@ -149,10 +149,11 @@ def reused_distributions():
 
 
 def link_distributions(distributions, folder):
-    """Symlinks to each distribution's top-level packages, modules and metadata in `folder`."""
+    """Symlinks to each distribution's top-level packages, modules and metadata in `folder` (one without a file
+    list is left to pip in the new environment)."""
     folder.mkdir()
     for dist in distributions:
-        for top in {path.parts[0] for path in dist.files} - {'..', '__pycache__'}:
+        for top in {path.parts[0] for path in dist.files or ()} - {'..', '__pycache__'}:
             source, link = Path(dist.locate_file(top)), folder / top
             if source.exists() and not top.endswith('.pth') and not link.exists():
                 link.symlink_to(source)
@@ -168,8 +169,8 @@ def in_venv(python, *args, cwd, timeout=1800):
 
 @pytest.fixture(scope='module')
 def pip_installed(tmp_path_factory):
-    """(python, site-packages) of a fresh venv where `pip install .[det,seg]` ran on a copy of this checkout,
-    with only REUSED (and what torch needs) taken over from this environment."""
+    """(python, site-packages, folder) of a fresh venv in `folder` where `pip install .[det,seg]` ran on a copy of
+    this checkout, with only REUSED (and what torch needs) taken over from this environment."""
     root = tmp_path_factory.mktemp('pip_install')
     # The files a clone has (plus new ones not yet committed), so that the build leaves nothing in the checkout.
     listed = subprocess.run(['git', 'ls-files', '-z', '--cached', '--others', '--exclude-standard'], cwd=REPO,
