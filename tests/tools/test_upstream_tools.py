@@ -68,7 +68,7 @@ def last_validation(work_dir, metric):
 
 
 def printed_metrics(output, prefix):
-    """The `prefix/name: value` pairs of the final `Epoch(test)` / `Iter(test)` line."""
+    """The `name: value` pairs whose name starts with `prefix` on the `Epoch(test)` / `Iter(test)` line."""
     (line, ) = [line for line in output.splitlines() if re.search(r'(Epoch|Iter)\(test\)', line)]
     return {name: float(value) for name, value in re.findall(rf'\b({prefix}\S*): ([-\d.]+)', line)}
 
