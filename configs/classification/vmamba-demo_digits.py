@@ -37,15 +37,19 @@ test_pipeline = [
     dict(type='PackInputs'),
 ]
 
+# Data loads in the main process; persistent_workers is stated because upstream train scripts default it to
+# True, which a DataLoader refuses without workers.
 train_dataloader = dict(
     batch_size=64,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='train', pipeline=train_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=True),
 )
 val_dataloader = dict(
     batch_size=128,
     num_workers=0,
+    persistent_workers=False,
     dataset=dict(type='CustomDataset', data_root=data_root, data_prefix='val', test_mode=True,
                  pipeline=test_pipeline),
     sampler=dict(type='DefaultSampler', shuffle=False),
