@@ -12,6 +12,8 @@ from vmamba_mm import launch
 
 TRAIN_TOOL = load_module(REPO / 'tools' / 'train.py')
 TEST_TOOL = load_module(REPO / 'tools' / 'test.py')
+pytestmark = pytest.mark.slow  # end-to-end training and testing, twice
+
 ITERATIONS = 4
 NUM_TRAIN, NUM_VAL = 4, 2
 
