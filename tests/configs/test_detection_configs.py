@@ -255,6 +255,6 @@ def test_retinanet_pyramid_matches_its_anchors():
     size = 256
     with torch.no_grad():
         features = detector.extract_feat(torch.zeros(1, 3, size, size))
-    strides = cfg.model.bbox_head.anchor_generator.strides
-    assert [tuple(level.shape[1:]) for level in features] == [(256, size // stride, size // stride)
+    width, strides = cfg.model.neck.out_channels, cfg.model.bbox_head.anchor_generator.strides
+    assert [tuple(level.shape[1:]) for level in features] == [(width, size // stride, size // stride)
                                                              for stride in strides]

@@ -10,10 +10,10 @@ from mmengine.hooks import Hook
 from shapes_demo_data import REPO, load_module, make_shapes_demo
 from vmamba_mm import launch
 
-TRAIN_TOOL = load_module(REPO / 'tools' / 'train.py')
-TEST_TOOL = load_module(REPO / 'tools' / 'test.py')
 pytestmark = pytest.mark.slow  # end-to-end training and testing, twice
 
+TRAIN_TOOL = load_module(REPO / 'tools' / 'train.py')
+TEST_TOOL = load_module(REPO / 'tools' / 'test.py')
 ITERATIONS = 4
 NUM_TRAIN, NUM_VAL = 4, 2
 

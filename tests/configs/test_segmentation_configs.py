@@ -226,6 +226,7 @@ def test_semantic_fpn_pyramid_matches_its_head():
     with torch.no_grad():
         features = segmentor.extract_feat(torch.zeros(1, 3, size, size))
         logits = segmentor.decode_head(features)
-    assert [tuple(level.shape[1:]) for level in features] == [(256, size // stride, size // stride)
-                                                             for stride in cfg.model.decode_head.feature_strides]
+    width, strides = cfg.model.neck.out_channels, cfg.model.decode_head.feature_strides
+    assert [tuple(level.shape[1:]) for level in features] == [(width, size // stride, size // stride)
+                                                             for stride in strides]
     assert logits.shape == (1, 150, size // 4, size // 4)
