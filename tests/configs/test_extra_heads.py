@@ -21,6 +21,8 @@ NUM_TRAIN, NUM_VAL = 4, 2
 class InitialWeights(Hook):
     """Keeps a copy of the model's weights as training starts, after the runner initialised them."""
 
+    weights = None
+
     def before_train(self, runner):
         self.weights = {name: param.detach().clone() for name, param in runner.model.named_parameters()}
 
