@@ -1,8 +1,9 @@
 # Offline demo: RetinaNet with a small VMamba trained from scratch on the generated shapes dataset
 # (`tools/dataset_converters/make_shapes_demo.py coco` -> data/shapes_coco), in minutes on 2 CPU
 # cores, evaluated with mmdet's CocoMetric (bbox) on the held-out split. The detector is the COCO
-# one with narrower layers (its anchors, 32 to 128 px on P3-P5, already fit the 26-64 px shapes);
-# the schedule keeps the AdamW recipe's shape (warm-up, one lr step) at a from-scratch learning rate.
+# one with narrower layers and two convolutions per head branch instead of four (its anchors, from
+# 32 px on P3, already fit the 20-64 px shapes); the schedule keeps the AdamW recipe's shape (warm-up,
+# one lr step) at a from-scratch learning rate.
 _base_ = './retinanet_vmamba-tiny_fpn_1x_coco.py'
 
 data_root = 'data/shapes_coco/'

@@ -170,7 +170,7 @@ SEMANTIC_FPN = 'fpn_vmamba-tiny_8xb4-40k_ade20k-512x512.py'
 
 def test_semantic_fpn_recipe():
     """Semantic FPN on VMamba-T: the UperNet config's backbone and ADE20K data, mmseg's FPN neck and FPNHead,
-    and the 40k-iteration AdamW recipe of mmseg's transformer-backbone Semantic FPNs for 8 GPUs x 4 images."""
+    and the 40k-iteration AdamW recipe of mmseg's PoolFormer Semantic FPNs for 8 GPUs x 4 images."""
     cfg, upernet = load(SEMANTIC_FPN), load(CONFIG_NAMES['tiny'])
     assert cfg.default_scope == 'mmseg' and 'vmamba_mm' in cfg.custom_imports.imports
     model = cfg.model
