@@ -213,3 +213,49 @@ def test_tiny_detector_trains_one_iteration(shapes_coco):
     for part in (detector.backbone.patch_embed, detector.backbone.stages[3], detector.neck, detector.rpn_head,
                  detector.roi_head.bbox_head, detector.roi_head.mask_head):
         assert any(param.grad.abs().sum() > 0 for param in part.parameters())
+
+
+RETINANET = 'retinanet_vmamba-tiny_fpn_1x_coco.py'
+
+
+def test_retinanet_recipe_is_the_mask_rcnn_one_on_boxes():
+    """RetinaNet on VMamba-T: mmdet's RetinaNet head on P3-P7, the backbone, optimizer and schedule of the
+    VMamba-T Mask R-CNN 1x config, COCO read and evaluated as boxes only."""
+    cfg, mask_rcnn = load(RETINANET), load(CONFIG_NAMES['tiny', '1x'])
+    assert cfg.default_scope == 'mmdet' and 'vmamba_mm' in cfg.custom_imports.imports
+    backbone = cfg.model.backbone
+    assert (cfg.model.type, backbone.out_indices) == ('RetinaNet', (1, 2, 3))
+    assert {key: value for key, value in backbone.items() if key != 'out_indices'} == {
+        key: value for key, value in mask_rcnn.model.backbone.items() if key != 'out_indices'}
+    neck = cfg.model.neck
+    assert (neck.type, neck.in_channels, neck.out_channels, neck.start_level, neck.add_extra_convs, neck.num_outs) == (
+        'FPN', [192, 384, 768], 256, 0, 'on_input', 5)
+    head = cfg.model.bbox_head
+    assert (head.type, head.num_classes, head.in_channels, head.loss_cls.type) == ('RetinaHead', 80, 256, 'FocalLoss')
+    for key in ('optim_wrapper', 'param_scheduler', 'train_cfg', 'auto_scale_lr'):
+        assert cfg[key] == mask_rcnn[key], key
+    assert cfg.train_dataloader.batch_size == mask_rcnn.train_dataloader.batch_size == 2
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset, with_masks = cfg[loader].dataset, mask_rcnn[loader].dataset
+        assert {key: value for key, value in dataset.items() if key != 'pipeline'} == {
+            key: value for key, value in with_masks.items() if key != 'pipeline'}
+        assert dataset.pipeline == [{key: value for key, value in step.items() if key != 'with_mask'}
+                                    for step in with_masks.pipeline]
+    evaluator = {key: value for key, value in cfg.test_evaluator.items() if key != '_scope_'}
+    assert evaluator == dict(type='CocoMetric', ann_file='data/coco/annotations/instances_val2017.json',
+                             metric='bbox', format_only=False, backend_args=None)
+
+
+def test_retinanet_pyramid_matches_its_anchors():
+    """The VMamba-T RetinaNet as configured: the FPN takes the backbone's outputs, and its five levels have the
+    strides the anchor generator places anchors at."""
+    cfg = load(RETINANET)
+    cfg.model.backbone.init_cfg = None  # no download; the architecture is what is tested
+    detector = build_detector(cfg.model).eval()
+    size = 256
+    with torch.no_grad():
+        features = detector.extract_feat(torch.zeros(1, 3, size, size))
+    width, strides = cfg.model.neck.out_channels, cfg.model.bbox_head.anchor_generator.strides
+    assert [tuple(level.shape[1:]) for level in features] == [(width, size // stride, size // stride)
+                                                             for stride in strides]

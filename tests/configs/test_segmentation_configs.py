@@ -164,3 +164,70 @@ def test_tiny_segmentor_trains_one_iteration(shapes_ade):
     for part in (segmentor.backbone.patch_embed, segmentor.backbone.stages[3], segmentor.decode_head,
                  segmentor.auxiliary_head):
         assert any(param.grad.abs().sum() > 0 for param in part.parameters())
+
+
+SEMANTIC_FPN = 'fpn_vmamba-tiny_8xb4-40k_ade20k-512x512.py'
+
+
+def test_semantic_fpn_recipe():
+    """Semantic FPN on VMamba-T: the UperNet config's backbone and ADE20K data, mmseg's FPN neck and FPNHead,
+    and the 40k-iteration AdamW recipe of mmseg's PoolFormer Semantic FPNs for 8 GPUs x 4 images."""
+    cfg, upernet = load(SEMANTIC_FPN), load(CONFIG_NAMES['tiny'])
+    assert cfg.default_scope == 'mmseg' and 'vmamba_mm' in cfg.custom_imports.imports
+    model = cfg.model
+    assert (model.type, model.backbone, model.data_preprocessor, model.test_cfg) == (
+        'EncoderDecoder', upernet.model.backbone, upernet.model.data_preprocessor, upernet.model.test_cfg)
+    assert 'auxiliary_head' not in model
+    neck, head = model.neck, model.decode_head
+    assert (neck.type, neck.in_channels, neck.out_channels, neck.num_outs) == ('FPN', SIZES['tiny'][1], 256, 4)
+    assert (head.type, head.in_channels, head.in_index, head.feature_strides, head.channels) == (
+        'FPNHead', [256] * 4, [0, 1, 2, 3], [4, 8, 16, 32], 128)
+    assert (head.num_classes, head.norm_cfg.type, head.dropout_ratio, head.align_corners) == (150, 'SyncBN', 0.1, False)
+
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+    assert cfg.optim_wrapper.paramwise_cfg == upernet.optim_wrapper.paramwise_cfg  # the official norm rule
+    assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 32
+    assert (cfg.train_cfg.type, cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (
+        'ResumableIterBasedTrainLoop', 40000, 4000)
+    assert (cfg.default_hooks.checkpoint.interval, cfg.default_hooks.checkpoint.by_epoch) == (4000, False)
+
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cfg[loader].dataset == upernet[loader].dataset, loader
+    assert cfg.test_evaluator == upernet.test_evaluator
+    assert (cfg.tta_model, cfg.tta_pipeline) == (upernet.tta_model, upernet.tta_pipeline)
+
+
+def test_semantic_fpn_lr_schedule():
+    """Poly decay (power 0.9) from 2e-4 to 0 over the 40k iterations, no warm-up."""
+    from mmengine.optim import OptimWrapper
+    from mmengine.registry import PARAM_SCHEDULERS
+
+    cfg = load(SEMANTIC_FPN)
+    optimizer = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=cfg.optim_wrapper.optimizer.lr)
+    (scheduler, ) = [PARAM_SCHEDULERS.build(scheduler, default_args=dict(optimizer=OptimWrapper(optimizer)))
+                     for scheduler in cfg.param_scheduler]
+    checked = {0, 1, 20000, 39000, 39999}
+    for step in range(40000):
+        if step in checked:
+            # mmengine's schedulers reach their end value at their last iteration (end - 1).
+            expected = 2e-4 * (1 - step / (40000 - 1))**0.9
+            assert optimizer.param_groups[0]['lr'] == pytest.approx(expected, rel=1e-6, abs=1e-15), step
+        scheduler.step()
+
+
+def test_semantic_fpn_pyramid_matches_its_head():
+    """The VMamba-T Semantic FPN as configured (SyncBN as BN): the FPN takes the backbone's four outputs, its
+    levels have the strides the head upsamples from, and the head predicts the 150 classes at stride 4."""
+    from mmengine.model import revert_sync_batchnorm
+
+    cfg = load(SEMANTIC_FPN)
+    cfg.model.backbone.init_cfg = None  # no download; the architecture is what is tested
+    segmentor = revert_sync_batchnorm(build_segmentor(cfg.model)).eval()
+    size = 128
+    with torch.no_grad():
+        features = segmentor.extract_feat(torch.zeros(1, 3, size, size))
+        logits = segmentor.decode_head(features)
+    width, strides = cfg.model.neck.out_channels, cfg.model.decode_head.feature_strides
+    assert [tuple(level.shape[1:]) for level in features] == [(width, size // stride, size // stride)
+                                                             for stride in strides]
+    assert logits.shape == (1, 150, size // 4, size // 4)
