@@ -120,6 +120,19 @@ def test_iteration_loop_resumes_mid_pass_as_an_uninterrupted_run(tmp_path, train
         assert not torch.allclose(resumed.model.w.detach(), straight.model.w.detach())
 
 
+@pytest.mark.parametrize('sampler', ['DefaultSampler', 'InfiniteSampler'])
+def test_iteration_loop_reads_the_same_batches_through_worker_processes(tmp_path, sampler):
+    # mmengine's loop opens an iterator over the loader when it is built, and its workers start drawing from the
+    # sampler; an InfiniteSampler's one index stream must survive that iterator being closed.
+    common = dict(losses=VALUES, shuffle=True, randomness=dict(seed=1), sampler=sampler, train_cfg=ITER_LOOP)
+    in_process = build_runner(tmp_path / 'in_process', **common)
+    in_process.train()
+    with_workers = build_runner(tmp_path / 'workers', num_workers=1, **common)
+    with_workers.train()
+    assert with_workers.iter == 10
+    torch.testing.assert_close(with_workers.model.w.detach(), in_process.model.w.detach(), rtol=0, atol=0)
+
+
 def test_iteration_loop_continues_a_checkpoint_of_mmengines_loop_at_its_position(tmp_path, capsys):
     common = dict(losses=VALUES, checkpoint=EVERY_3_STEPS, shuffle=True, randomness=dict(seed=1))
     straight = build_runner(tmp_path / 'straight', train_cfg=ITER_LOOP, **common)

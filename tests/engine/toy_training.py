@@ -38,7 +38,8 @@ class ScriptedLoss(BaseModel):
 
 
 def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max_epochs=1, noisy=False,
-                 train_cfg=None, shuffle=False, batch_size=1, param_scheduler=None, sampler='DefaultSampler', **kwargs):
+                 train_cfg=None, shuffle=False, batch_size=1, param_scheduler=None, sampler='DefaultSampler', num_workers=0,
+                 **kwargs):
     """A Runner stepping once per `batch_size` entries of `losses` (in order, unless `shuffle`) per epoch.
 
     `param_scheduler` is also put in the runner's config, as `Runner.from_cfg` (which the tools use) does."""
@@ -48,7 +49,7 @@ def build_runner(work_dir, losses, custom_hooks=(), checkpoint=None, lr=0.1, max
         experiment_name=f'toy_{uuid.uuid4().hex}',
         train_dataloader=dict(dataset=[dict(inputs=torch.tensor(float(value))) for value in losses],
                               sampler=dict(type=sampler, shuffle=shuffle), batch_size=batch_size,
-                              collate_fn=dict(type='default_collate'), num_workers=0),
+                              collate_fn=dict(type='default_collate'), num_workers=num_workers),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=lr)),
         train_cfg=train_cfg or dict(by_epoch=True, max_epochs=max_epochs),
         default_hooks=dict(checkpoint=checkpoint, logger=dict(type='LoggerHook', interval=1)),

@@ -87,6 +87,18 @@ def is_endless(dataloader):
     return isinstance(sampler, InfiniteSampler)
 
 
+def restart_endless_sampler(dataloader):
+    """Start an `InfiniteSampler` over from its seeded first index.
+
+    Its index stream is one generator, made when it is built and shared by every iterator over the loader. An
+    iterator whose workers started prefetching closes that generator when it is closed (mmengine's iteration loop
+    opens one when it is built), and every later pass would then end before its first batch. Starting from the
+    first index is also what a resumed run replays its pass from."""
+    sampler = getattr(dataloader.batch_sampler, 'sampler', None) or dataloader.sampler
+    if isinstance(sampler, InfiniteSampler):
+        sampler.indices = sampler._indices_of_rank()
+
+
 def batch_size_of(dataloader):
     """Samples per batch and process; mmdet's aspect-ratio batch sampler holds it instead of the loader."""
     if dataloader.batch_size is not None:
@@ -189,6 +201,7 @@ class ResumableLoopMixin:
         elif start_rng is not None:
             restore_rng_state(start_rng)
         self.runner.message_hub.update_info(EPOCH_START, dict(epoch=epoch, rng=capture_rng_state()))
+        restart_endless_sampler(self.dataloader)
         batches = iter(self.dataloader)
         for _ in range(done):
             next(batches)
