@@ -25,8 +25,10 @@ def test_config_runs_on_the_shared_runtime(config):
     # Any tool that reads the config (upstream mm* tools too) imports vmamba_mm and builds its strict runner.
     assert cfg.custom_imports == dict(imports=['vmamba_mm'], allow_failed_imports=False)
     assert cfg.runner_type == 'StrictRunner'
-    # cuDNN autotuning where every training batch has one shape (segmentation's fixed crops), as mmseg has it.
-    assert cfg.env_cfg.cudnn_benchmark == (scope == 'mmseg')
+    # cuDNN autotuning where every training batch has one shape (classification's and segmentation's fixed crops,
+    # as mmseg has it); detection's images vary in size. Compiled by default on GPUs only where shapes are fixed.
+    assert cfg.env_cfg.cudnn_benchmark == (scope in ('mmpretrain', 'mmseg'))
+    assert cfg.get('compile') == ('auto' if scope == 'mmpretrain' else None)
     hooks = cfg.default_hooks
     assert hooks.checkpoint.type == 'AtomicCheckpointHook'
     assert hooks.non_finite_loss == dict(type='NonFiniteLossHook')

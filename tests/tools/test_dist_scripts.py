@@ -63,6 +63,9 @@ def test_slurm_typed_gres(srun_arguments):
                                                  GRES='gpu:a100:4')
 
 
+LAUNCH_VARIABLES = ('NNODES', 'NODE_RANK', 'MASTER_ADDR', 'PORT', 'GPUS', 'GPUS_PER_NODE', 'CPUS_PER_TASK')
+
+
 @pytest.mark.parametrize('script, args, env, message', [
     ('dist_train.sh', ['configs/x.py'], {}, 'usage: '),
     ('dist_test.sh', ['configs/x.py', 'x.pth'], {}, 'usage: '),
@@ -78,7 +81,9 @@ def test_slurm_typed_gres(srun_arguments):
     ('slurm_train.sh', ['gpu', 'job', 'configs/x.py'], {'CPUS_PER_TASK': 'x'}, 'CPUS_PER_TASK must be'),
 ])
 def test_bad_arguments_are_refused_before_launching(script, args, env, message):
+    # Only the case's own launch variables: one left in this process's environment would change the case.
+    inherited = {name: value for name, value in os.environ.items() if name not in LAUNCH_VARIABLES}
     result = subprocess.run(['bash', f'tools/{script}', *args], cwd=REPO_ROOT, capture_output=True, text=True,
-                            env={**os.environ, **env})
+                            env={**inherited, **env})
     assert result.returncode == 2
     assert message in result.stderr
