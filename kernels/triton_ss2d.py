@@ -20,6 +20,11 @@ Design:
   Each direction is index arithmetic over the same ``x`` buffer (the column-major order by a multiply and a
   shift instead of an integer division per position). Inside a chunk the recurrence is an
   associative scan of affine maps; the state (fp32) is carried from chunk to chunk.
+* Grids too small to fill the GPU (few images: detection, segmentation) split each direction into segments,
+  one program each. The recurrence is affine in its start value, so a summary launch reduces every segment to
+  (decay product, end state from zero), forwards, or (decay product, adjoint leaving its start), backwards;
+  each segment program then composes the summaries before it (after it, backwards) and walks its own
+  segment from the true value. The summary launch is the same kernel with the outputs compiled out.
 * The four directions are merged by fp32 atomic adds into the output, so no per-direction copy exists (the
   order of those adds is not fixed: y and dx can differ between runs in the last bits).
 * Backward recomputes the forward from the chunk-start states saved by the forward and runs the adjoint
@@ -31,6 +36,7 @@ Design:
   gradients of ``x_dbl``.
 * Zero-size maps (no images, channels or positions) launch nothing: y and the gradients are zeros.
 """
+import collections
 import functools
 
 import torch
@@ -57,6 +63,12 @@ BWD_BLOCK_D, BWD_WARPS = 16, 1
 # grid that fills the GPU (VMamba-T at 224² and batch 128) keeps the widest blocks.
 MIN_PROGRAMS_PER_SM = 8
 FWD_MIN_BLOCK_D, BWD_MIN_BLOCK_D = 16, 8
+# When even the narrowest blocks leave the grid short of that, each direction is split into segments that run in
+# parallel: a summary launch reduces each segment to an affine map of its start state (forward) or of the adjoint
+# entering its end (backward), and every segment program composes the maps before it to start from the true
+# value. The summary costs about a second walk of the sequence, so a segment keeps at least MIN_SEGMENT_CHUNKS
+# chunks, and the composition is a loop over the segments in every program, so there are at most MAX_SEGMENTS.
+MIN_SEGMENT_CHUNKS, MAX_SEGMENTS = 4, 64
 # fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection: as accurate as
 # FMA ('ieee') for these short sums, and faster.
 DOT_PRECISION = 'tf32x3'
@@ -94,14 +106,19 @@ def _positions(chunk, direction, seq_len, height, width, height_magic, height_sh
 
 @triton.jit
 def _ss2d_fwd_kernel(
-    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr,
-    seq_len, height, width, height_magic, height_shift, dim, n_chunks,
+    x_ptr, xdbl_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, out_ptr, states_ptr, seg_decay_ptr, seg_state_ptr,
+    seq_len, height, width, height_magic, height_shift, dim, n_chunks, seg_chunks, n_segments,
     s_xb, s_xl, s_xd, s_db, s_dl, s_dk, s_dc, s_ob, s_ol, s_od,
     R: tl.constexpr, BLOCK_R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr,
-    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, FAST_MATH: tl.constexpr,
+    BLOCK_D: tl.constexpr, DOT_PRECISION: tl.constexpr, FAST_MATH: tl.constexpr, SUMMARY: tl.constexpr,
 ):
+    """One segment of one direction for a block of channels. With ``SUMMARY`` it only summarises its segment as
+    the affine map state_end = decay · state_start + state (the decay product and the end state from zero) for
+    the later segments; otherwise it starts from the true state, composed from the earlier segments' summaries,
+    and writes y and the chunk-start states."""
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
+    segment = tl.program_id(2)
     direction = pid % 4
     chan = (pid // 4) * BLOCK_D + tl.arange(0, BLOCK_D)
     chan_mask = chan < dim
@@ -113,11 +130,22 @@ def _ss2d_fwd_kernel(
     dskip = tl.load(dskip_ptr + kchan, mask=chan_mask, other=0.0)
     n_idx = tl.arange(0, BLOCK_N)
     state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
-    state = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
+    seg_base = (batch * 4 + direction) * n_segments * N * dim + n_idx[:, None] * dim + chan[None, :]
+    state = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
+    decay_product = tl.full((BLOCK_N, BLOCK_D), 1.0, tl.float32)
+    if not SUMMARY:
+        for earlier in range(0, segment):
+            summary = seg_base + earlier * N * dim
+            state = (tl.load(seg_decay_ptr + summary, mask=state_mask, other=1.0) * state
+                     + tl.load(seg_state_ptr + summary, mask=state_mask, other=0.0))
+    first_chunk = segment * seg_chunks
+    last_chunk = tl.minimum(first_chunk + seg_chunks, n_chunks)
+    last_row = tl.arange(0, BLOCK_T)[:, None] == BLOCK_T - 1
 
-    for chunk in range(n_chunks):
-        tl.store(state_base + chunk * N * dim, state, mask=state_mask)
+    for chunk in range(first_chunk, last_chunk):
+        if not SUMMARY:
+            tl.store(state_base + chunk * N * dim, state, mask=state_mask)
         pos, valid = _positions(chunk, direction, seq_len, height, width, height_magic, height_shift, BLOCK_T)
         mask = valid[:, None] & chan_mask[None, :]
         u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
@@ -130,31 +158,47 @@ def _ss2d_fwd_kernel(
         y = dskip[None, :] * u
         for n in tl.static_range(N):
             b_n = tl.load(xdbl_row + (R + n) * s_dc, mask=valid, other=0.0)
-            c_n = tl.load(xdbl_row + (R + N + n) * s_dc, mask=valid, other=0.0)
             a_n = tl.load(a_ptr + kchan * N + n, mask=chan_mask, other=0.0)
             # Steps past the end are the identity map, so the last row carries the true end state.
             decay = tl.where(mask, tl.exp(delta * a_n[None, :]), 1.0)
             decay_cum, h_local = tl.associative_scan((decay, delta_u * b_n[:, None]), 0, affine_combine)
             h0 = tl.sum(tl.where(n_idx[:, None] == n, state, 0.0), 0)
             h = decay_cum * h0[None, :] + h_local
-            y += h * c_n[:, None]
-            h_end = tl.sum(tl.where(tl.arange(0, BLOCK_T)[:, None] == BLOCK_T - 1, h, 0.0), 0)
+            if SUMMARY:
+                chunk_decay = tl.sum(tl.where(last_row, decay_cum, 0.0), 0)
+                decay_product = tl.where(n_idx[:, None] == n, decay_product * chunk_decay[None, :], decay_product)
+            else:
+                c_n = tl.load(xdbl_row + (R + N + n) * s_dc, mask=valid, other=0.0)
+                y += h * c_n[:, None]
+            h_end = tl.sum(tl.where(last_row, h, 0.0), 0)
             state = tl.where(n_idx[:, None] == n, h_end[None, :], state)
-        tl.atomic_add(out_ptr + batch * s_ob + pos[:, None] * s_ol + chan[None, :] * s_od, y, mask=mask,
-                      sem='relaxed')
+        if not SUMMARY:
+            tl.atomic_add(out_ptr + batch * s_ob + pos[:, None] * s_ol + chan[None, :] * s_od, y, mask=mask,
+                          sem='relaxed')
+
+    if SUMMARY:
+        summary = seg_base + segment * N * dim
+        tl.store(seg_decay_ptr + summary, decay_product, mask=state_mask)
+        tl.store(seg_state_ptr + summary, state, mask=state_mask)
 
 
 @triton.jit
 def _ss2d_bwd_kernel(
-    x_ptr, dy_ptr, xdbl_ptr, z_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr,
+    x_ptr, dy_ptr, xdbl_ptr, z_ptr, wdt_ptr, bias_ptr, a_ptr, dskip_ptr, states_ptr, seg_decay_ptr, seg_carry_ptr,
     dx_ptr, dxdbl_ptr, dbias_ptr, da_ptr, ddskip_ptr,
-    seq_len, height, width, height_magic, height_shift, dim, n_chunks,
+    seq_len, height, width, height_magic, height_shift, dim, n_chunks, seg_chunks, n_segments,
     s_xb, s_xl, s_xd, s_yb, s_yl, s_yd, s_db, s_dl, s_dk, s_dc,
     R: tl.constexpr, N: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_T: tl.constexpr, BLOCK_D: tl.constexpr,
-    Z_INLINE: tl.constexpr, FAST_MATH: tl.constexpr,
+    Z_INLINE: tl.constexpr, FAST_MATH: tl.constexpr, SUMMARY: tl.constexpr,
 ):
+    """One segment of one direction for a block of channels, walked from its end. The adjoint flowing out of a
+    segment's start is an affine map of the one flowing into its end (the factor is the segment's decay
+    product). With ``SUMMARY`` (launched for segments 1 and later) it only computes that map for the earlier
+    segments; otherwise it starts from the true adjoint, composed from the later segments' summaries, and
+    writes the gradients."""
     pid = tl.program_id(0)
     batch = tl.program_id(1).to(tl.int64)
+    segment = tl.program_id(2) + 1 if SUMMARY else tl.program_id(2)
     direction = pid % 4
     chan = (pid // 4) * BLOCK_D + tl.arange(0, BLOCK_D)
     chan_mask = chan < dim
@@ -165,18 +209,25 @@ def _ss2d_bwd_kernel(
     rows = tl.arange(0, BLOCK_T)
     state_mask = (n_idx[:, None] < N) & chan_mask[None, :]
     state_base = states_ptr + (batch * 4 + direction) * n_chunks * N * dim + n_idx[:, None] * dim + chan[None, :]
+    seg_base = (batch * 4 + direction) * n_segments * N * dim + n_idx[:, None] * dim + chan[None, :]
 
     carry = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)  # a_{next} q_{next} flowing in from the later chunk
+    decay_product = tl.full((BLOCK_N, BLOCK_D), 1.0, tl.float32)
+    if not SUMMARY:
+        for later in range(segment + 1, n_segments):
+            summary = seg_base + (n_segments + segment - later) * N * dim  # the last segment first
+            carry = (tl.load(seg_decay_ptr + summary, mask=state_mask, other=1.0) * carry
+                     + tl.load(seg_carry_ptr + summary, mask=state_mask, other=0.0))
     grad_a = tl.zeros((BLOCK_N, BLOCK_D), tl.float32)
     grad_bias = tl.zeros((BLOCK_D, ), tl.float32)
     grad_dskip = tl.zeros((BLOCK_D, ), tl.float32)
+    first_chunk = segment * seg_chunks
+    last_chunk = tl.minimum(first_chunk + seg_chunks, n_chunks)
 
-    for step in range(n_chunks):
-        chunk = n_chunks - 1 - step
+    for step in range(first_chunk, last_chunk):
+        chunk = first_chunk + last_chunk - 1 - step
         pos, valid = _positions(chunk, direction, seq_len, height, width, height_magic, height_shift, BLOCK_T)
         mask = valid[:, None] & chan_mask[None, :]
-        u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
-                    other=0.0).to(tl.float32)
         dy = tl.load(dy_ptr + batch * s_yb + pos[:, None] * s_yl + chan[None, :] * s_yd, mask=mask,
                      other=0.0).to(tl.float32)
         xdbl_row = xdbl_ptr + batch * s_db + pos * s_dl + direction * s_dk
@@ -192,20 +243,18 @@ def _ss2d_bwd_kernel(
         else:
             z = tl.load(z_ptrs, mask=mask, other=0.0) + bias[None, :]
         delta, sig = softplus_and_sigmoid(z, FAST_MATH)
-        delta_u = delta * u
-        start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
-        grad_u = dy * dskip[None, :]
-        grad_dskip += tl.sum(dy * u, 0)
-        grad_delta = tl.zeros((BLOCK_T, BLOCK_D), tl.float32)
+        if not SUMMARY:
+            u = tl.load(x_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, mask=mask,
+                        other=0.0).to(tl.float32)
+            delta_u = delta * u
+            start = tl.load(state_base + chunk * N * dim, mask=state_mask, other=0.0)
+            grad_u = dy * dskip[None, :]
+            grad_dskip += tl.sum(dy * u, 0)
+            grad_delta = tl.zeros((BLOCK_T, BLOCK_D), tl.float32)
         for n in tl.static_range(N):
-            b_n = tl.load(xdbl_row + (R + n) * s_dc, mask=valid, other=0.0)
             c_n = tl.load(xdbl_row + (R + N + n) * s_dc, mask=valid, other=0.0)
             a_n = tl.load(a_ptr + kchan * N + n, mask=chan_mask, other=0.0)
             decay = tl.where(mask, tl.exp(delta * a_n[None, :]), 1.0)
-            inject = delta_u * b_n[:, None]
-            decay_cum, h_local = tl.associative_scan((decay, inject), 0, affine_combine)
-            h0 = tl.sum(tl.where(n_idx[:, None] == n, start, 0.0), 0)
-            h = decay_cum * h0[None, :] + h_local
             # q_l = dL/dh_l = dy_l C_l + a_{l+1} q_{l+1}
             mult, add, _ = tl.associative_scan((tl.full((BLOCK_T, BLOCK_D), 1.0, tl.float32), dy * c_n[:, None],
                                                 decay), 0, adjoint_combine, reverse=True)
@@ -213,23 +262,38 @@ def _ss2d_bwd_kernel(
             q = add + mult * r_in[None, :]
             first = tl.sum(tl.where(rows[:, None] == 0, decay * q, 0.0), 0)
             carry = tl.where(n_idx[:, None] == n, first[None, :], carry)
-            # decay_l h_{l-1} = h_l - inject_l: no division by a decay that may underflow.
-            q_prev = q * (h - inject)
-            grad_delta += a_n[None, :] * q_prev + q * (u * b_n[:, None])
-            grad_a = tl.where(n_idx[:, None] == n, grad_a + tl.sum(q_prev * delta, 0)[None, :], grad_a)
-            q_delta = q * delta
-            grad_u += q_delta * b_n[:, None]
-            tl.atomic_add(dxdbl_row + (R + n) * s_dc, tl.sum(q_delta * u, 1), mask=valid, sem='relaxed')
-            tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid, sem='relaxed')
-        grad_z = tl.where(mask, grad_delta * sig, 0.0)
-        grad_bias += tl.sum(grad_z, 0)
-        tl.store(z_ptrs, grad_z, mask=mask)  # each element is read and written by this program only
-        tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask,
-                      sem='relaxed')
+            if SUMMARY:
+                chunk_decay = tl.sum(tl.where(rows[:, None] == 0, decay * mult, 0.0), 0)
+                decay_product = tl.where(n_idx[:, None] == n, decay_product * chunk_decay[None, :], decay_product)
+            else:
+                b_n = tl.load(xdbl_row + (R + n) * s_dc, mask=valid, other=0.0)
+                inject = delta_u * b_n[:, None]
+                decay_cum, h_local = tl.associative_scan((decay, inject), 0, affine_combine)
+                h0 = tl.sum(tl.where(n_idx[:, None] == n, start, 0.0), 0)
+                h = decay_cum * h0[None, :] + h_local
+                # decay_l h_{l-1} = h_l - inject_l: no division by a decay that may underflow.
+                q_prev = q * (h - inject)
+                grad_delta += a_n[None, :] * q_prev + q * (u * b_n[:, None])
+                grad_a = tl.where(n_idx[:, None] == n, grad_a + tl.sum(q_prev * delta, 0)[None, :], grad_a)
+                q_delta = q * delta
+                grad_u += q_delta * b_n[:, None]
+                tl.atomic_add(dxdbl_row + (R + n) * s_dc, tl.sum(q_delta * u, 1), mask=valid, sem='relaxed')
+                tl.atomic_add(dxdbl_row + (R + N + n) * s_dc, tl.sum(dy * h, 1), mask=valid, sem='relaxed')
+        if not SUMMARY:
+            grad_z = tl.where(mask, grad_delta * sig, 0.0)
+            grad_bias += tl.sum(grad_z, 0)
+            tl.store(z_ptrs, grad_z, mask=mask)  # each element is read and written by this program only
+            tl.atomic_add(dx_ptr + batch * s_xb + pos[:, None] * s_xl + chan[None, :] * s_xd, grad_u, mask=mask,
+                          sem='relaxed')
 
-    tl.atomic_add(da_ptr + kchan[None, :] * N + n_idx[:, None], grad_a, mask=state_mask, sem='relaxed')
-    tl.atomic_add(dbias_ptr + kchan, grad_bias, mask=chan_mask, sem='relaxed')
-    tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask, sem='relaxed')
+    if SUMMARY:
+        summary = seg_base + segment * N * dim
+        tl.store(seg_decay_ptr + summary, decay_product, mask=state_mask)
+        tl.store(seg_carry_ptr + summary, carry, mask=state_mask)
+    else:
+        tl.atomic_add(da_ptr + kchan[None, :] * N + n_idx[:, None], grad_a, mask=state_mask, sem='relaxed')
+        tl.atomic_add(dbias_ptr + kchan, grad_bias, mask=chan_mask, sem='relaxed')
+        tl.atomic_add(ddskip_ptr + kchan, grad_dskip, mask=chan_mask, sem='relaxed')
 
 
 def _division_magic(divisor):
@@ -286,6 +350,25 @@ def _project(x, x_proj_weight, channels_last):
     return xdbl, _project_strides(xdbl, channels_last)
 
 
+LaunchPlan = collections.namedtuple('LaunchPlan', 'fwd_block_d fwd_segments bwd_block_d bwd_segments')
+
+
+def launch_plan(batch, dim, seq_len, device):
+    """Channels per program and segments per direction of the forward and of the backward kernel."""
+    wanted = MIN_PROGRAMS_PER_SM * _multiprocessors(device)
+    n_chunks = triton.cdiv(seq_len, chunk_size(seq_len))
+
+    def segments(block_d):
+        programs = 4 * triton.cdiv(dim, block_d) * batch
+        count = min(MAX_SEGMENTS, triton.cdiv(wanted, max(programs, 1)), n_chunks // MIN_SEGMENT_CHUNKS)
+        if count <= 1:
+            return 1
+        return triton.cdiv(n_chunks, triton.cdiv(n_chunks, count))  # no empty segment
+
+    fwd_block_d, bwd_block_d = channel_blocks(batch, dim, device)
+    return LaunchPlan(fwd_block_d, segments(fwd_block_d), bwd_block_d, segments(bwd_block_d))
+
+
 def channel_blocks(batch, dim, device):
     """Channels per program of the forward and of the backward kernel for this problem."""
     wanted = MIN_PROGRAMS_PER_SM * _multiprocessors(device)
@@ -303,10 +386,17 @@ def _multiprocessors(device):
     return torch.cuda.get_device_properties(device).multi_processor_count if device.type == 'cuda' else 1
 
 
-def _launch_shape(batch, dim, seq_len, block_d):
-    """grid, positions per chunk, chunks per direction."""
+def _launch_shape(batch, dim, seq_len, block_d, segments):
+    """grid of (direction and channel block, image, segment), positions per chunk, chunks per direction, chunks
+    per segment."""
     block_t = chunk_size(seq_len)
-    return (4 * triton.cdiv(dim, block_d), batch), block_t, triton.cdiv(seq_len, block_t)
+    n_chunks = triton.cdiv(seq_len, block_t)
+    return (4 * triton.cdiv(dim, block_d), batch, segments), block_t, n_chunks, triton.cdiv(n_chunks, segments)
+
+
+def _segment_summaries(batch, dim, d_state, segments, device):
+    """Two (B, 4, segments, N, D) fp32 buffers: each segment's decay product and its summarised state or adjoint."""
+    return torch.empty(2, batch, 4, segments, d_state, dim, device=device, dtype=torch.float32).unbind(0)
 
 
 def _fast_math(wanted):
@@ -349,19 +439,24 @@ def _ss2d_fwd(x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, channels_las
     out_dtype = x.dtype
     x, x_strides = _flat(_kernel_input(x), channels_last)
     xdbl, d_strides = _project(x, x_proj_weight, channels_last)
-    block_d, _ = channel_blocks(batch, dim, x.device)
-    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, block_d)
+    plan = launch_plan(batch, dim, seq_len, x.device)
+    grid, block_t, n_chunks, seg_chunks = _launch_shape(batch, dim, seq_len, plan.fwd_block_d, plan.fwd_segments)
     out = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     _, o_strides = _flat(out, channels_last)
     states = torch.empty(batch, 4, n_chunks, d_state, dim, device=x.device, dtype=torch.float32)
+    seg_decay, seg_state = _segment_summaries(batch, dim, d_state, plan.fwd_segments, x.device)
     # An empty map (no images, channels or positions) has nothing to scan: y stays zero.
     if launchable((*grid, seq_len)):
-        _ss2d_fwd_kernel[grid](
-            x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(), A.float().contiguous(),
-            D.float().contiguous(), out, states, *_walk(height, width), dim, n_chunks,
-            *x_strides, *d_strides, *o_strides,
-            R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
-            BLOCK_D=block_d, DOT_PRECISION=DOT_PRECISION, FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
+        args = (x, xdbl, dt_proj_weight.float().contiguous(), dt_proj_bias.float().contiguous(),
+                A.float().contiguous(), D.float().contiguous(), out, states, seg_decay, seg_state,
+                *_walk(height, width), dim, n_chunks, seg_chunks, plan.fwd_segments,
+                *x_strides, *d_strides, *o_strides)
+        meta = dict(R=rank, BLOCK_R=_block_rank(rank), N=d_state, BLOCK_N=triton.next_power_of_2(d_state),
+                    BLOCK_T=block_t, BLOCK_D=plan.fwd_block_d, DOT_PRECISION=DOT_PRECISION,
+                    FAST_MATH=_fast_math(FWD_FAST_MATH), num_warps=FWD_WARPS)
+        if plan.fwd_segments > 1:  # the last segment's end state is nobody's start state
+            _ss2d_fwd_kernel[(*grid[:2], plan.fwd_segments - 1)](*args, SUMMARY=True, **meta)
+        _ss2d_fwd_kernel[grid](*args, SUMMARY=False, **meta)
     y = out if out_fp32 else out.to(out_dtype)
     return y, (xdbl, states)
 
@@ -380,8 +475,8 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     x, x_strides = _flat(_kernel_input(x), channels_last)
     grad_y, y_strides = _flat(grad_y, channels_last)
     d_strides = _project_strides(xdbl, channels_last)
-    _, block_d = channel_blocks(batch, dim, x.device)
-    grid, block_t, n_chunks = _launch_shape(batch, dim, seq_len, block_d)
+    plan = launch_plan(batch, dim, seq_len, x.device)
+    grid, block_t, n_chunks, seg_chunks = _launch_shape(batch, dim, seq_len, plan.bwd_block_d, plan.bwd_segments)
     grad_x = torch.zeros(x.shape, device=x.device, dtype=torch.float32)
     grad_xdbl = torch.zeros_like(xdbl)
     grad_bias = torch.zeros(4, dim, device=x.device, dtype=torch.float32)
@@ -398,14 +493,18 @@ def _ss2d_bwd(grad_y, x, x_proj_weight, dt_proj_weight, dt_proj_bias, A, D, chan
     else:
         z = torch.bmm(dt_rows, wdt32.transpose(1, 2))
     # An empty map leaves the gradients at the zeros above: sums over no positions, channels or images.
+    seg_decay, seg_carry = _segment_summaries(batch, dim, d_state, plan.bwd_segments, x.device)
     if launchable((*grid, seq_len)):
-        _ss2d_bwd_kernel[grid](
-            x, grad_y, xdbl, z, wdt32, dt_proj_bias.float().contiguous(), A.float().contiguous(),
-            D.float().contiguous(), states, grad_x, grad_xdbl, grad_bias, grad_a, grad_dskip,
-            *_walk(height, width), dim, n_chunks,
-            *x_strides, *y_strides, *d_strides,
-            R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t, BLOCK_D=block_d,
-            Z_INLINE=z_inline, FAST_MATH=_fast_math(BWD_FAST_MATH), num_warps=BWD_WARPS)
+        args = (x, grad_y, xdbl, z, wdt32, dt_proj_bias.float().contiguous(), A.float().contiguous(),
+                D.float().contiguous(), states, seg_decay, seg_carry, grad_x, grad_xdbl, grad_bias, grad_a,
+                grad_dskip, *_walk(height, width), dim, n_chunks, seg_chunks, plan.bwd_segments,
+                *x_strides, *y_strides, *d_strides)
+        meta = dict(R=rank, N=d_state, BLOCK_N=triton.next_power_of_2(d_state), BLOCK_T=block_t,
+                    BLOCK_D=plan.bwd_block_d, Z_INLINE=z_inline, FAST_MATH=_fast_math(BWD_FAST_MATH),
+                    num_warps=BWD_WARPS)
+        if plan.bwd_segments > 1:  # the first segment's start adjoint flows nowhere
+            _ss2d_bwd_kernel[(*grid[:2], plan.bwd_segments - 1)](*args, SUMMARY=True, **meta)
+        _ss2d_bwd_kernel[grid](*args, SUMMARY=False, **meta)
     # z = W_dt dt + bias: dt's gradient and W_dt's are two batched GEMMs over the gradient of z.
     grad_z = z
     _dt_columns(grad_xdbl, rank, channels_last).add_(torch.bmm(grad_z, wdt32).view(4, batch, seq_len, rank))

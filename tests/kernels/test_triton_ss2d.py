@@ -143,6 +143,49 @@ def test_small_grids_get_narrower_channel_blocks(monkeypatch):
     assert triton_ss2d.channel_blocks(2, 768, torch.device('cuda')) == (16, 8)
 
 
+# (batch, dim, height, width, d_state, rank, channels_last, most segments): 3 to 5 chunks split into segments of one
+# or two chunks, the last one shorter where they do not divide.
+SEGMENT_CASES = [
+    (1, 5, 7, 11, 1, 2, True, 3),
+    (1, 4, 6, 8, 2, 2, False, 64),
+    (1, 3, 1, 40, 1, 2, True, 2),
+]
+
+
+@pytest.mark.parametrize('case', SEGMENT_CASES, ids=lambda c: 'L{}-segments{}'.format(c[2] * c[3], c[7]))
+def test_segment_parallel_scans_match_oracle(monkeypatch, case):
+    *problem, most_segments = case
+    batch, dim, height, width = problem[:4]
+    monkeypatch.setattr(triton_ss2d, 'MIN_PROGRAMS_PER_SM', 10**6)
+    monkeypatch.setattr(triton_ss2d, 'MIN_SEGMENT_CHUNKS', 1)
+    monkeypatch.setattr(triton_ss2d, 'MAX_SEGMENTS', most_segments)
+    plan = triton_ss2d.launch_plan(batch, dim, height * width, torch.device(DEVICE))
+    n_chunks = -(-height * width // triton_ss2d.CHUNK)
+    assert plan.fwd_segments == plan.bwd_segments == min(most_segments, n_chunks) > 1
+    check_against_oracle(*problem)
+
+
+def test_only_small_grids_are_split_into_segments(monkeypatch):
+    monkeypatch.setattr(triton_ss2d, '_multiprocessors', lambda device: 132)
+    monkeypatch.setattr(triton_ss2d, 'MIN_PROGRAMS_PER_SM', 8)
+    cuda = torch.device('cuda')
+    # VMamba-T stage 1 at batch 128 fills the GPU with whole walks: the kernels run as without segments.
+    assert triton_ss2d.launch_plan(128, 96, 56 * 56, cuda) == (32, 1, 16, 1)
+    # Detection, batch 2 at 800 x 1280: stage 1 has 48 forward programs of 16 channels, so 22 segments make the
+    # 8 * 132 programs wanted; stage 4 (25 x 40 positions, 63 chunks) is split as far as its length allows.
+    plan = triton_ss2d.launch_plan(2, 96, 200 * 320, cuda)
+    assert (plan.fwd_block_d, plan.fwd_segments, plan.bwd_block_d) == (16, 22, 8)
+    assert 4 * (96 // 8) * 2 * plan.bwd_segments >= 8 * 132
+    for dim, seq_len in [(96, 200 * 320), (192, 100 * 160), (384, 50 * 80), (768, 25 * 40), (96, 49)]:
+        plan = triton_ss2d.launch_plan(2, dim, seq_len, cuda)
+        n_chunks = -(-seq_len // triton_ss2d.CHUNK)
+        for segments in (plan.fwd_segments, plan.bwd_segments):
+            seg_chunks = -(-n_chunks // segments)
+            assert 1 <= segments <= triton_ss2d.MAX_SEGMENTS
+            assert (segments - 1) * seg_chunks < n_chunks  # no empty segment
+            assert segments == 1 or seg_chunks >= triton_ss2d.MIN_SEGMENT_CHUNKS
+
+
 @pytest.mark.parametrize('z_inline', [False, True], ids=['z-gemm', 'z-inline'])
 @pytest.mark.parametrize('channels_last', [True, False], ids=['cl', 'cf'])
 def test_both_ways_of_expanding_z_in_the_backward(monkeypatch, z_inline, channels_last):
@@ -248,3 +291,16 @@ def test_vmamba_tiny_stage_shapes(dim, size, dtype):
     tolerances = FP32_TOL if dtype == torch.float32 else dict.fromkeys(FP32_TOL, 2e-2)
     for channels_last in (True, False):
         check_against_oracle(2, dim, size, size, 1, rank, channels_last, dtype, tolerances, torch_reference)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DEVICE != 'cuda', reason='detection-sized maps need a GPU')
+@pytest.mark.parametrize('dim,height,width', [(96, 200, 320), (768, 25, 40)])
+def test_detection_sized_maps_run_in_segments(dim, height, width):
+    """Mask R-CNN's input (batch 2, 800 x 1280) at VMamba-T's first and last stage, where the launch splits each
+    direction into segments, against the torch backend in float64."""
+    import kernels
+    plan = triton_ss2d.launch_plan(2, dim, height * width, torch.device(DEVICE))
+    assert plan.fwd_segments > 1 and plan.bwd_segments > 1
+    check_against_oracle(2, dim, height, width, 1, -(-dim // 16), True,
+                         reference=lambda *args: kernels.ss2d(*args, backend='torch'))
