@@ -72,7 +72,6 @@ DEFAULT_PRESETS = ['t224', 'det']  # 768² is slow
 VMAMBA_T_DEPTHS = (2, 2, 8, 2)  # blocks per stage, for the sums over the network
 # 'one-walk' first: the shipped row is set against it.
 VARIANTS = ('one-walk', 'shipped')
-PLAN_FIELDS = ('fwd_block_d', 'fwd_segments', 'bwd_block_d', 'bwd_segments')
 # What the spill table shows of a compiled kernel's specialisation (all its constexprs go into the JSON).
 SPEC_KEYS = ('BLOCK_D', 'warps', 'N', 'R')
 MUFU_PER_SM_PER_CLOCK = 16  # exp2/log2/rcp throughput on sm_80/sm_90 (CUDA programming guide)
@@ -214,16 +213,10 @@ def in_variant(variant, measure):
         triton_ss2d.MAX_SEGMENTS = saved
 
 
-def launch_plan(batch, dim, seq_len, device):
-    """Channels per program and segments per direction the fused forward and backward launch for this problem."""
-    plan = triton_ss2d.launch_plan(batch, dim, seq_len, device)
-    return {field: getattr(plan, field) for field in PLAN_FIELDS}
-
-
 def measure_fused(x, params, channels_last, geometry, y_unfused, warmup, reps):
     """Launch plan, forward and forward+backward ms of the fused op, and its error against the unfused output."""
     batch, dim, height, width = geometry
-    row = dict(plan=launch_plan(batch, dim, height * width, x.device))
+    row = dict(plan=triton_ss2d.launch_plan(batch, dim, height * width, x.device)._asdict())
     if y_unfused is not None:
         y_fused, _ = triton_ss2d.ss2d_fwd(x, *params, channels_last, True)
         row['rel_err_vs_unfused'] = relative_error(y_fused, y_unfused)
