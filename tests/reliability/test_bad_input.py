@@ -229,4 +229,31 @@ def test_non_finite_input_is_named(bad):
     x[1, 2, 3, 4] = x[0, 0, 0, 0] = bad
     with pytest.raises(ValueError, match=r'^VMamba input holds 2 non-finite values \(NaN/inf\); check the data and its '
                                          r'normalisation \(a std of 0 divides by zero\)\.$'):
-        VMamba(dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1), out_indices=(1, ))(x)
+        VMamba(dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1), out_indices=(1, )).eval()(x)
+
+
+def test_a_training_step_reads_nothing_back_from_the_device():
+    """No host read in a training forward and backward: on a GPU each one would stall the step until the work
+    queued before it finished (non-finite inputs are named by NonFiniteLossHook instead)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from vmamba_mm.models import VMamba
+
+    class HostReads(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.reads = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func in (torch.ops.aten._local_scalar_dense.default, torch.ops.aten.item.default):
+                self.reads.append(func)
+            return func(*args, **(kwargs or {}))
+
+    model = VMamba(dict(dims=8, depths=(1, 1), ssm_ratio=1.0, d_state=1), out_indices=(0, 1), drop_path_rate=0.1)
+    x = torch.randn(2, 3, 32, 32)
+    with HostReads() as mode:
+        sum(out.sum() for out in model.train()(x)).backward()
+    assert mode.reads == []
+    with HostReads() as mode, torch.no_grad():
+        model.eval()(x)
+    assert len(mode.reads) == 1  # the eval check of the input

@@ -47,7 +47,20 @@ def test_a_diverging_run_stops_with_the_iteration_and_the_last_finite_loss(tmp_p
     assert reported, result.stderr[-3000:]
     assert abs(float(reported[1]) - _train_losses(tmp_path / 'run')[0]) < 1e-4  # the log keeps 4 decimals
     assert 'optim_wrapper.dtype=bfloat16' in result.stderr
+    assert "the batch's inputs hold" not in result.stderr  # finite images: the inputs are not blamed
     assert not list((tmp_path / 'run').glob('*.pth'))
+
+
+@pytest.mark.slow
+def test_non_finite_inputs_are_named_when_their_loss_stops_training(tmp_path, digits_root):
+    """A normalisation std of 0 divides by zero: the model does not check its inputs while training (no host read
+    per step), so the loss hook names them."""
+    config = _write_config(tmp_path, digits_root, 64, 'data_preprocessor = dict(std=[0.0, 0.0, 0.0])\n')
+    result = run_train(config, '--work-dir', tmp_path / 'run', cwd=tmp_path)
+    assert result.returncode != 0
+    assert re.search(r"NonFiniteLossError: loss is nan at iteration 1 \(epoch 1\); no step of this run had a finite "
+                     r"loss yet; the batch's inputs hold [0-9]+ non-finite values \(NaN/inf\) after the data "
+                     r'preprocessor: check the data and its normalisation', result.stderr), result.stderr[-3000:]
 
 
 @pytest.mark.slow

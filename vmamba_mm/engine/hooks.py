@@ -16,6 +16,7 @@ from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.fileio import LocalBackend
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
+from mmengine.model import is_model_wrapper
 from mmengine.optim import OptimWrapperDict
 from mmengine.registry import HOOKS
 from mmengine.runner import EpochBasedTrainLoop
@@ -131,6 +132,17 @@ class AtomicCheckpointHook(CheckpointHook):
                                                                         self.filename_tmpl.format(dropped))
 
 
+def _count_non_finite(value):
+    """NaN/inf entries of the floating-point tensors in a tensor, or in a list, tuple or dict of them."""
+    if isinstance(value, torch.Tensor):
+        return int((~torch.isfinite(value)).sum()) if value.is_floating_point() else 0
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        return sum(_count_non_finite(item) for item in value)
+    return 0
+
+
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite."""
 
@@ -144,7 +156,9 @@ class NonFiniteLossHook(Hook):
     :class:`NonFiniteLossError`, naming the iteration, the loss and the last finite loss, with hints;
     the weights are untouched by that step. With ``'skip'`` the step is dropped (no backward, no
     update; a warning names it) and training goes on, unless ``max_consecutive_skips`` steps in a row
-    are dropped, which stops training as ``'stop'`` does.
+    are dropped, which stops training as ``'stop'`` does. Either way, when the batch's inputs hold NaN/inf after
+    the data preprocessor (broken images, a normalisation ``std`` of 0), the message says how many: the model does
+    not check its inputs while training, which would read a flag back from the GPU at every step.
 
     With several processes, all of them skip or stop together when any one sees a non-finite loss.
     With gradient accumulation, a skipped step does not count towards ``accumulative_counts``.
@@ -166,12 +180,16 @@ class NonFiniteLossHook(Hook):
         self.last_finite = None  # (iteration, loss tensor)
         self.skipped_in_a_row = 0
         self.skipped = 0
+        self.data_batch = None
 
     def before_train(self, runner):
         wrappers = runner.optim_wrapper.values() if isinstance(runner.optim_wrapper,
                                                               OptimWrapperDict) else [runner.optim_wrapper]
         for wrapper in wrappers:
             wrapper.update_params = self._checked(runner, wrapper.update_params)
+
+    def before_train_iter(self, runner, batch_idx, data_batch=None):
+        self.data_batch = data_batch  # read again only to explain a non-finite loss
 
     def after_train(self, runner):
         if self.skipped:
@@ -197,6 +215,18 @@ class NonFiniteLossHook(Hook):
             all_reduce(non_finite)
         return non_finite.item() == 0
 
+    def _non_finite_inputs(self, runner):
+        """NaN/inf values in the current batch's inputs after the model's data preprocessor (0 when it has none).
+
+        The preprocessor runs in its evaluation mode: normalisation is where a non-finite input comes from, and its
+        training-only batch augments would draw from the random state that the rest of training uses."""
+        model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+        preprocessor = getattr(model, 'data_preprocessor', None)
+        if self.data_batch is None or preprocessor is None:
+            return 0
+        with torch.no_grad():
+            return _count_non_finite(preprocessor(self.data_batch, False).get('inputs'))
+
     def _handle(self, runner, loss):
         iteration = runner.iter + 1
         where = f'iteration {iteration}'
@@ -209,6 +239,10 @@ class NonFiniteLossHook(Hook):
         else:
             last = f'the last finite loss was {self.last_finite[1].float().mean().item():.6g} at iteration ' \
                    f'{self.last_finite[0]}'
+        inputs = self._non_finite_inputs(runner)
+        if inputs:
+            last += f"; the batch's inputs hold {inputs} non-finite value{'s' if inputs > 1 else ''} (NaN/inf) " \
+                    'after the data preprocessor: check the data and its normalisation (a std of 0 divides by zero)'
         if self.on_non_finite == 'skip':
             self.skipped += 1
             self.skipped_in_a_row += 1

@@ -552,7 +552,10 @@ class VMamba(BaseModule):
                              f'got a tensor of shape {tuple(x.shape)}.')
         if x.numel() == 0:
             raise ValueError(f'VMamba got an empty input of shape {tuple(x.shape)}.')
-        if not torch.compiler.is_compiling() and not torch.jit.is_tracing() and not torch.isfinite(x).all():
+        # Checked outside training only: the check reads a flag back from the GPU, which a training step should not
+        # wait for; in training, NonFiniteLossHook names non-finite inputs when the loss they produce stops the run.
+        if (not self.training and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+                and not torch.isfinite(x).all()):
             raise ValueError(f'VMamba input holds {int((~torch.isfinite(x)).sum())} non-finite values (NaN/inf); '
                              'check the data and its normalisation (a std of 0 divides by zero).')
         stem_dtype = next(self.patch_embed.parameters()).dtype
