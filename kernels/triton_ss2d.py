@@ -66,9 +66,9 @@ FWD_MIN_BLOCK_D, BWD_MIN_BLOCK_D = 16, 8
 # When even the narrowest blocks leave the grid short of that, each direction is split into segments that run in
 # parallel: a summary launch reduces each segment to an affine map of its start state (forward) or of the adjoint
 # entering its end (backward), and every segment program composes the maps before it to start from the true
-# value. The summary launch and the extra walk only pay for long segments (at detection size, segments of 21
-# chunks were slower than one walk, of 42 faster), so a segment keeps at least MIN_SEGMENT_CHUNKS chunks; the
-# composition is a loop over the segments in every program, so there are at most MAX_SEGMENTS.
+# value. The summary launch and the second walk pay only for long segments, so a segment keeps at least
+# MIN_SEGMENT_CHUNKS chunks (docs/kernels_notes.md has the measurement behind it); the composition is a loop over
+# the segments in every program, so there are at most MAX_SEGMENTS.
 MIN_SEGMENT_CHUNKS, MAX_SEGMENTS = 32, 64
 # fp32-accurate tensor-core product (three tf32 passes) for the forward's low-rank Δ projection: as accurate as
 # FMA ('ieee') for these short sums, and faster.
