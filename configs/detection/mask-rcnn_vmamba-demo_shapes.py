@@ -1,21 +1,15 @@
 # Offline demo: Mask R-CNN with a small VMamba trained from scratch on the generated shapes
-# dataset (`tools/dataset_converters/make_shapes_demo.py coco` -> data/shapes_coco), in minutes
-# on 2 CPU cores, evaluated with mmdet's CocoMetric (bbox and segm) on the held-out split.
+# dataset (_base_/datasets/shapes_coco.py), in minutes on 2 CPU cores, evaluated with mmdet's
+# CocoMetric (bbox and segm) on the held-out split.
 # The detector is the COCO one with narrower layers; the schedule keeps the AdamW recipe's
 # shape (warm-up, two lr steps) at a from-scratch learning rate.
 _base_ = [
     '../_base_/models/mask-rcnn_vmamba-tiny_fpn.py',
-    '../_base_/datasets/coco_instance.py',
+    '../_base_/datasets/shapes_coco.py',
     '../_base_/schedules/mask-rcnn_adamw_1x.py',
     '../_base_/default_runtime_det.py',
 ]
 
-data_root = 'data/shapes_coco/'
-metainfo = dict(
-    classes=('circle', 'square', 'triangle'),
-    palette=[(220, 20, 60), (0, 128, 255), (255, 200, 0)])
-num_classes = len(metainfo['classes'])
-image_size = (128, 128)
 width = 64  # FPN and head channels (256 for COCO)
 
 model = dict(
@@ -28,44 +22,15 @@ model = dict(
     rpn_head=dict(in_channels=width, feat_channels=width),
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=width),
-        bbox_head=dict(in_channels=width, fc_out_channels=256, num_classes=num_classes),
+        bbox_head=dict(in_channels=width, fc_out_channels=256, num_classes={{_base_.num_classes}}),
         mask_roi_extractor=dict(out_channels=width),
         mask_head=dict(
             num_convs=2, in_channels=width, conv_out_channels=width,
-            num_classes=num_classes)),
+            num_classes={{_base_.num_classes}})),
     train_cfg=dict(
         rpn_proposal=dict(nms_pre=500, max_per_img=200),
         rcnn=dict(sampler=dict(num=128))),
     test_cfg=dict(rpn=dict(nms_pre=500, max_per_img=200)))
-
-train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PackDetInputs'),
-]
-test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='Resize', scale=image_size, keep_ratio=True),
-    dict(type='LoadAnnotations', with_bbox=True, with_mask=True),
-    dict(
-        type='PackDetInputs',
-        meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape', 'scale_factor')),
-]
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=train_pipeline))
-val_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(data_root=data_root, metainfo=metainfo, pipeline=test_pipeline))
-test_dataloader = val_dataloader
-val_evaluator = dict(ann_file=data_root + 'annotations/instances_val2017.json')
-test_evaluator = val_evaluator
 
 max_epochs = 4
 train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)

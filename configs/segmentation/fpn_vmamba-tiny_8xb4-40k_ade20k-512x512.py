@@ -6,7 +6,7 @@
 _base_ = [
     '../_base_/models/fpn_vmamba-tiny.py',
     '../_base_/datasets/ade20k.py',
-    '../_base_/schedules/vmamba_norm_decay.py',
+    '../_base_/schedules/fpn_adamw_40k.py',
     '../_base_/default_runtime_seg.py',
 ]
 
@@ -14,17 +14,4 @@ crop_size = (512, 512)
 model = dict(data_preprocessor=dict(size=crop_size))
 train_dataloader = dict(batch_size=4)
 
-max_iters = 40000
-interval = 4000
-# mmseg's iteration loop, plus resume at the next batch with the random states of the interrupted run.
-train_cfg = dict(type='ResumableIterBasedTrainLoop', max_iters=max_iters, val_interval=interval)
-val_cfg = dict(type='ValLoop')
-test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(
-    type='OptimWrapper',
-    optimizer=dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4),
-    paramwise_cfg=dict(custom_keys={{_base_.official_norm_decay}}))
-param_scheduler = [dict(type='PolyLR', eta_min=0.0, power=0.9, begin=0, end=max_iters, by_epoch=False)]
-default_hooks = dict(checkpoint=dict(interval=interval))
-# `tools/train.py --auto-scale-lr` rescales lr for other total batch sizes.
-auto_scale_lr = dict(enable=False, base_batch_size=32)
+default_hooks = dict(checkpoint=dict(interval=4000))

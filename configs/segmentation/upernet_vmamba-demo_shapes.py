@@ -1,73 +1,28 @@
 # Offline demo: UperNet with a small VMamba trained from scratch on the generated shapes
-# dataset in the ADE20K layout (`tools/dataset_converters/make_shapes_demo.py ade` ->
-# data/shapes_ade), in minutes on 2 CPU cores, evaluated with mmseg's IoUMetric on the
-# held-out split; `tools/test.py --tta` runs the multi-scale + flip test as for ADE20K.
-# Labels are stored as ADE20K stores them (0 = unlabelled, ignored via reduce_zero_label).
-# The model is the ADE20K one with narrower heads and plain BN (SyncBN needs a process
-# group); the pipeline and schedule keep the ADE20K recipe's shape at 1/4 of its resolution.
+# dataset in the ADE20K layout (_base_/datasets/shapes_ade.py), in minutes on 2 CPU cores,
+# evaluated with mmseg's IoUMetric on the held-out split; `tools/test.py --tta` runs the
+# multi-scale + flip test as for ADE20K. The model is the ADE20K one with narrower heads and
+# plain BN (SyncBN needs a process group); the schedule keeps the ADE20K recipe's shape.
 _base_ = [
     '../_base_/models/upernet_vmamba-tiny.py',
-    '../_base_/datasets/ade20k.py',
+    '../_base_/datasets/shapes_ade.py',
     '../_base_/schedules/upernet_adamw_160k.py',
     '../_base_/default_runtime_seg.py',
 ]
 
-data_root = 'data/shapes_ade'
-metainfo = dict(
-    classes=('background', 'circle', 'square', 'triangle'),
-    palette=[(120, 120, 120), (220, 20, 60), (0, 128, 255), (255, 200, 0)])
-num_classes = len(metainfo['classes'])
-crop_size = (128, 128)
-scale = (512, 128)  # ADE20K's (2048, 512) at 1/4
 norm_cfg = dict(type='BN', requires_grad=True)
 
 model = dict(
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=dict(size={{_base_.crop_size}}),
     backbone=dict(
         arch=dict(_delete_=True, dims=32, depths=(1, 1, 2, 1), ssm_ratio=1.0, d_state=1),
         drop_path_rate=0.0,
         init_cfg=None),
     decode_head=dict(
-        in_channels=[32, 64, 128, 256], channels=64, num_classes=num_classes,
+        in_channels=[32, 64, 128, 256], channels=64, num_classes={{_base_.num_classes}},
         norm_cfg=norm_cfg),
     auxiliary_head=dict(
-        in_channels=128, channels=32, num_classes=num_classes, norm_cfg=norm_cfg))
-
-check_labels = dict(type='CheckSegLabels', num_classes=num_classes)
-train_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    check_labels,
-    dict(type='RandomResize', scale=scale, ratio_range=(0.5, 2.0), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=crop_size, cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='PackSegInputs'),
-]
-test_pipeline = [
-    dict(type='CheckedLoadImageFromFile'),
-    dict(type='Resize', scale=scale, keep_ratio=True),
-    dict(type='LoadAnnotations', reduce_zero_label=True),
-    check_labels,
-    dict(type='PackSegInputs'),
-]
-shapes_dataset = dict(
-    type='BaseSegDataset',
-    data_root=data_root,
-    metainfo=metainfo,
-    img_suffix='.jpg',
-    seg_map_suffix='.png',
-    reduce_zero_label=True)
-train_dataloader = dict(
-    batch_size=4,
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(**shapes_dataset, pipeline=train_pipeline))
-val_dataloader = dict(
-    num_workers=0,
-    persistent_workers=False,
-    dataset=dict(**shapes_dataset, test_mode=True, pipeline=test_pipeline))
-test_dataloader = val_dataloader
+        in_channels=128, channels=32, num_classes={{_base_.num_classes}}, norm_cfg=norm_cfg))
 
 max_iters = 500
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)

@@ -1,5 +1,5 @@
-"""Every training config runs on one runtime: atomic checkpoints, the non-finite-loss stop and a resumable
-train loop, whatever the task; plus what each task's library gives its tools."""
+"""Every training config runs on one runtime: atomic checkpoints, the non-finite-loss stop, a resumable
+train loop and the fast optimizer step, whatever the task; plus what each task's library gives its tools."""
 import pytest
 from mmengine.config import Config
 
@@ -39,3 +39,6 @@ def test_config_runs_on_the_shared_runtime(config):
     assert hooks.checkpoint.get('by_epoch', True) == by_epoch
     assert cfg.log_processor.by_epoch == by_epoch
     assert hooks.logger.get('log_metric_by_epoch', True) == by_epoch
+    # One parameter group per distinct setting and torch's one-kernel AdamW (docs/performance.md).
+    assert cfg.optim_wrapper.constructor == 'MergedGroupsOptimWrapperConstructor'
+    assert (cfg.optim_wrapper.optimizer.type, cfg.optim_wrapper.optimizer.fused) == ('AdamW', True)

@@ -184,7 +184,8 @@ def test_semantic_fpn_recipe():
         'FPNHead', [256] * 4, [0, 1, 2, 3], [4, 8, 16, 32], 128)
     assert (head.num_classes, head.norm_cfg.type, head.dropout_ratio, head.align_corners) == (150, 'SyncBN', 0.1, False)
 
-    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4)
+    assert cfg.optim_wrapper.optimizer == dict(type='AdamW', lr=2e-4, betas=(0.9, 0.999), weight_decay=1e-4,
+                                               fused=True)
     assert cfg.optim_wrapper.paramwise_cfg == upernet.optim_wrapper.paramwise_cfg  # the official norm rule
     assert cfg.train_dataloader.batch_size * 8 == cfg.auto_scale_lr.base_batch_size == 32
     assert (cfg.train_cfg.type, cfg.train_cfg.max_iters, cfg.train_cfg.val_interval) == (
