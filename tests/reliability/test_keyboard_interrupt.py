@@ -60,7 +60,18 @@ def test_other_interruptions_say_only_that(cfg, argv):
     assert launch.interrupted_message(cfg, argv) == 'interrupted'
 
 
+@pytest.fixture
+def ctrl_c_reaches_the_tools():
+    """A shell starts its background jobs with SIGINT ignored, and an ignored signal stays ignored across exec,
+    so a suite started with `&` would give the tools no KeyboardInterrupt. A handled signal is reset to its
+    default in an exec'd child instead."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.slow
+@pytest.mark.usefixtures('ctrl_c_reaches_the_tools')
 def test_ctrl_c_during_training_and_testing(tmp_path, digits_root):
     config = tmp_path / 'slow.py'
     config.write_text(textwrap.dedent(SLOW_RUN).format(demo=DEMO, data=digits_root))
